@@ -1,0 +1,134 @@
+"""The dependency graph of a desired state: nodes are addresses, edges come from references.
+
+Finds dangling references (naming both ends), duplicate addresses and cycles, and gives the
+order in which resources can be written (stages of independent resources). No I/O.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass, field
+
+from nsc_reconcile.model.base import FieldPath, Resource
+from nsc_reconcile.model.openai import ModelDeployment, OpenAIAccount
+from nsc_reconcile.model.postgres import Database, PostgresqlServer
+from nsc_reconcile.model.secrets import KeyVaultSecret
+from nsc_reconcile.model.state import DesiredState
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``source`` depends on ``target``; ``field`` is where ``source`` says so."""
+
+    source: str
+    target: str
+    field: FieldPath
+
+
+@dataclass(frozen=True)
+class GraphIssue:
+    """A problem of the graph, at ``field`` (a path in the file)."""
+
+    field: FieldPath
+    message: str
+
+
+@dataclass
+class Graph:
+    """Addresses, where each is declared, and its dependencies."""
+
+    nodes: dict[str, Resource] = field(default_factory=dict)
+    paths: dict[str, FieldPath] = field(default_factory=dict)
+    depends_on: dict[str, set[str]] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    def stages(self) -> list[list[str]]:
+        """Addresses in dependency order, grouped: each stage needs only earlier stages.
+
+        Raises graphlib.CycleError when there is a cycle (``check`` reports it first)."""
+        sorter = graphlib.TopologicalSorter(self.depends_on)
+        sorter.prepare()
+        stages: list[list[str]] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())
+            stages.append(ready)
+            sorter.done(*ready)
+        return stages
+
+    def order(self) -> list[str]:
+        return [address for stage in self.stages() for address in stage]
+
+
+def build_graph(state: DesiredState) -> tuple[Graph, list[GraphIssue]]:
+    """The graph of ``state`` and every issue found (duplicates, dangling refs, cycles)."""
+    graph = Graph()
+    issues: list[GraphIssue] = []
+    for path, resource in state.resources():
+        address = resource.address
+        if address in graph.nodes:
+            first = ".".join(str(p) for p in graph.paths[address])
+            issues.append(
+                GraphIssue((*path, "name"), f"{address} is declared twice (first at {first})")
+            )
+            continue
+        graph.nodes[address] = resource
+        graph.paths[address] = path
+        graph.depends_on[address] = set()
+    subnets: dict[str, FieldPath] = {}
+    for vnet_path, vnet in ((p, r) for p, r in state.resources() if r.kind == "virtual_network"):
+        for index, subnet in enumerate(getattr(vnet, "subnets", [])):
+            subnets[f"subnet/{vnet.name}/{subnet.name}"] = (*vnet_path, "subnets", index)
+
+    def add(path: FieldPath, source: str, target: str, at: FieldPath) -> None:
+        if target.startswith("subnet/"):
+            if target not in subnets:
+                vnet = target.split("/")[1]
+                known = ", ".join(s.removeprefix("subnet/") for s in sorted(subnets)) or "none"
+                issues.append(
+                    GraphIssue(
+                        (*path, *at),
+                        f"{source} refers to {target}, which is not declared "
+                        f"(declare subnet in existing.virtual_networks[{vnet}]; declared: {known})",
+                    )
+                )
+            return  # subnets are part of their (existing) VNet node
+        if target not in graph.nodes:
+            kind = target.split("/", 1)[0]
+            same_kind = sorted(a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/"))
+            hint = (
+                f"declared {kind}: {', '.join(same_kind)}"
+                if same_kind
+                else f"no {kind} is declared"
+            )
+            issues.append(
+                GraphIssue(
+                    (*path, *at), f"{source} refers to {target}, which is not declared ({hint})"
+                )
+            )
+            return
+        graph.depends_on[source].add(target)
+        graph.edges.append(Edge(source, target, (*path, *at)))
+
+    for address, resource in graph.nodes.items():
+        path = graph.paths[address]
+        for reference in resource.references():
+            add(path, address, reference.address, reference.field)
+        if isinstance(resource, ModelDeployment):
+            add(path, address, f"{OpenAIAccount.kind}/{resource.account}", ())
+        if isinstance(resource, Database):
+            add(path, address, f"{PostgresqlServer.kind}/{resource.server}", ())
+        if isinstance(resource, KeyVaultSecret) and state.secrets is not None:
+            add(("secrets",), address, f"key_vault/{state.secrets.vault}", ("vault",))
+
+    try:
+        graph.stages()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = list(exc.args[1])
+        first = cycle[0]
+        issues.append(
+            GraphIssue(
+                graph.paths[first],
+                "dependency cycle (each depends on the next): " + " -> ".join(reversed(cycle)),
+            )
+        )
+    return graph, issues

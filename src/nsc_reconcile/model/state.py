@@ -1,0 +1,123 @@
+"""The root of the desired state: one environment of the plan, in one file shape.
+
+Holds the existing references and every managed resource kind, and enumerates them with the
+path where each was declared (for error locations and the dependency graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from nsc_reconcile.model.base import FieldPath, Model, Resource, name_of
+from nsc_reconcile.model.existing import Existing
+from nsc_reconcile.model.monitoring import (
+    ActionGroup,
+    DataCollectionRule,
+    LogAlert,
+    LogAnalyticsTable,
+)
+from nsc_reconcile.model.network import (
+    NsgRule,
+    PrivateDnsZone,
+    PrivateDnsZoneLink,
+    PrivateEndpoint,
+)
+from nsc_reconcile.model.openai import OpenAIAccount
+from nsc_reconcile.model.postgres import PostgresqlServer
+from nsc_reconcile.model.secrets import Secrets
+from nsc_reconcile.model.workload import Langfuse
+
+Environment = Literal["dev", "staging", "prod"]
+
+# Top-level collections of managed resources, in the order the plan's phases create them.
+MANAGED_COLLECTIONS = (
+    "openai_accounts",
+    "postgresql_servers",
+    "private_dns_zones",
+    "private_dns_zone_links",
+    "private_endpoints",
+    "nsg_rules",
+    "log_analytics_tables",
+    "data_collection_rules",
+    "action_groups",
+    "log_alerts",
+)
+
+
+class DesiredState(Model):
+    """What one environment must look like."""
+
+    version: Literal[1] = Field(description="File format version; 1.")
+    environment: Environment = Field(
+        description="`dev`, `staging` or `prod`; `${env}` in any string is replaced by it."
+    )
+    subscription_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+        description="Azure subscription; default: AZURE_SUBSCRIPTION_ID or the emulator's.",
+    )
+    location: str = Field(
+        pattern=r"^[a-z]+[a-z0-9]*$",
+        description="Azure region for new resources, e.g. koreacentral.",
+    )
+    resource_group: Annotated[str, name_of("resource_group")] = Field(
+        description="The existing resource group that holds the environment."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags put on every resource this tool creates."
+    )
+    existing: Existing = Field(
+        default_factory=Existing, description="Resources read but never written."
+    )
+    openai_accounts: list[OpenAIAccount] = Field(default_factory=list, description="OpenAI.")
+    postgresql_servers: list[PostgresqlServer] = Field(
+        default_factory=list, description="PostgreSQL Flexible Servers to create."
+    )
+    private_dns_zones: list[PrivateDnsZone] = Field(
+        default_factory=list, description="Private DNS zones to create."
+    )
+    private_dns_zone_links: list[PrivateDnsZoneLink] = Field(
+        default_factory=list, description="VNet links of new or existing zones."
+    )
+    private_endpoints: list[PrivateEndpoint] = Field(
+        default_factory=list, description="Private endpoints."
+    )
+    nsg_rules: list[NsgRule] = Field(default_factory=list, description="NSG security rules.")
+    log_analytics_tables: list[LogAnalyticsTable] = Field(
+        default_factory=list, description="Custom Log Analytics tables."
+    )
+    data_collection_rules: list[DataCollectionRule] = Field(
+        default_factory=list, description="Data collection rules."
+    )
+    action_groups: list[ActionGroup] = Field(default_factory=list, description="Action groups.")
+    log_alerts: list[LogAlert] = Field(default_factory=list, description="Log alert rules.")
+    secrets: Secrets | None = Field(default=None, description="Key Vault secrets.")
+    langfuse: Langfuse | None = Field(default=None, description="LangFuse on AKS.")
+
+    def resources(self) -> Iterator[tuple[FieldPath, Resource]]:
+        """Every resource (existing and managed) with the path where it is declared."""
+        for collection in type(self.existing).model_fields:
+            for index, item in enumerate(getattr(self.existing, collection)):
+                yield ("existing", collection, index), item
+        for collection in MANAGED_COLLECTIONS:
+            for index, item in enumerate(getattr(self, collection)):
+                path: FieldPath = (collection, index)
+                yield path, item
+                if isinstance(item, OpenAIAccount):
+                    for sub, deployment in enumerate(item.deployments):
+                        yield (*path, "deployments", sub), deployment
+                if isinstance(item, PostgresqlServer):
+                    for sub, database in enumerate(item.databases):
+                        yield (*path, "databases", sub), database
+        if self.secrets is not None:
+            for index, secret in enumerate(self.secrets.items):
+                yield ("secrets", "items", index), secret
+        if self.langfuse is not None:
+            yield ("langfuse",), self.langfuse
+
+    def managed(self) -> list[Resource]:
+        """The resources this tool writes."""
+        return [r for _, r in self.resources() if not r.existing]

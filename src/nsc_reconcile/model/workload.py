@@ -1,0 +1,165 @@
+"""The LangFuse workload on AKS: web + worker Deployments and an internal ClusterIP Service.
+
+Never exposed outside the cluster: the Service is ClusterIP and no Ingress or LoadBalancer is
+allowed. Images come from the existing ACR; secrets come from Key Vault secrets by name.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from nsc_reconcile.model.base import (
+    PRIVATE_ONLY,
+    SEPARATE_DB,
+    Model,
+    Reference,
+    Resource,
+    name_of,
+    policy_violation,
+)
+
+K8sName = Annotated[str, name_of("kubernetes_name")]
+
+
+class Image(Model):
+    registry: str = Field(description="Existing ACR (`container_registry/<name>`).")
+    repository: str = Field(
+        pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$",
+        description="Repository, e.g. langfuse/langfuse.",
+    )
+    tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="Image tag.")
+
+
+class Component(Model):
+    name: K8sName = Field(description="Deployment name.")
+    image: Image = Field(description="Container image (from the ACR).")
+    replicas: int = Field(default=1, ge=1, le=20, description="Pod replicas.")
+    port: int = Field(ge=1, le=65535, description="Container port.")
+    cpu: str = Field(default="500m", description="CPU request.")
+    memory: str = Field(default="1Gi", description="Memory request and limit.")
+
+
+class Service(Model):
+    name: K8sName = Field(description="Service name.")
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] = Field(
+        default="ClusterIP", description="Must be `ClusterIP` (internal only)."
+    )
+    port: int = Field(default=3000, ge=1, le=65535, description="Service port.")
+
+    @field_validator("type")
+    @classmethod
+    def _cluster_ip(cls, value: str) -> str:
+        if value != "ClusterIP":
+            raise policy_violation(
+                PRIVATE_ONLY,
+                f"the LangFuse Service must be ClusterIP; {value} exposes it outside the cluster",
+            )
+        return value
+
+
+class LangfuseDatabase(Model):
+    server: str = Field(description="PostgreSQL server (`postgresql_server/<name>`), dedicated.")
+    database: str = Field(description="Database on that server.")
+    username_secret: str | None = Field(
+        default=None,
+        description="Key Vault secret with the DB user; default: the server's admin login.",
+    )
+    password_secret: str = Field(description="Key Vault secret with the DB password.")
+
+
+class InClusterDependency(Model):
+    """A LangFuse dependency run inside the cluster (internal ClusterIP only)."""
+
+    mode: Literal["in_cluster"] = Field(
+        default="in_cluster", description="Run inside the cluster as a StatefulSet."
+    )
+    image: Image = Field(description="Container image (from the ACR).")
+    password_secret: str | None = Field(default=None, description="Key Vault secret, if any.")
+    storage_gb: int = Field(default=8, ge=1, le=1024, description="Persistent volume size.")
+
+
+class Langfuse(Resource):
+    """Self-hosted LangFuse (v3: web + worker, PostgreSQL, ClickHouse, Redis, blob storage)."""
+
+    kind = "kubernetes_workload"
+    name_rule = "kubernetes_name"
+
+    cluster: str = Field(description="Existing AKS cluster (`aks_cluster/<name>`).")
+    namespace: K8sName = Field(default="langfuse", description="Kubernetes namespace.")
+    web: Component = Field(description="The web Deployment (the plan's `langfuse`).")
+    worker: Component = Field(description="The worker Deployment.")
+    service: Service = Field(description="The internal Service (the plan's `langfuse-internal`).")
+    ingress: None = Field(
+        default=None, description="Not allowed: LangFuse is internal only (no Ingress)."
+    )
+    database: LangfuseDatabase = Field(description="The dedicated LangFuse PostgreSQL.")
+    clickhouse: InClusterDependency = Field(description="ClickHouse (traces, observations).")
+    redis: InClusterDependency = Field(description="Redis/Valkey (queue and cache).")
+    blob_storage: InClusterDependency = Field(
+        description="S3-compatible event/media storage (MinIO in the cluster)."
+    )
+    key_vault: str = Field(description="Key Vault the secrets are read from (`key_vault/<name>`).")
+    secret_env: dict[str, str] = Field(
+        description="Environment variable -> Key Vault secret name, synced into a Kubernetes "
+        "Secret (NEXTAUTH_SECRET, SALT, ENCRYPTION_KEY, LANGFUSE_INIT_* keys ...)."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Plain (non-secret) environment variables."
+    )
+
+    @field_validator("ingress", mode="before")
+    @classmethod
+    def _no_ingress(cls, value: object) -> object:
+        if value is not None:
+            raise policy_violation(
+                PRIVATE_ONLY, "LangFuse is an internal service; an Ingress would expose it"
+            )
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _dedicated(cls, value: LangfuseDatabase) -> LangfuseDatabase:
+        # The cross-resource part (is that server the business one?) is in policy.py.
+        if value.server.strip() == "":
+            raise policy_violation(SEPARATE_DB, "name the dedicated LangFuse server")
+        return value
+
+    def references(self) -> list[Reference]:
+        refs = [
+            Reference(("cluster",), f"aks_cluster/{self.cluster}"),
+            Reference(("key_vault",), f"key_vault/{self.key_vault}"),
+            Reference(("database", "server"), f"postgresql_server/{self.database.server}"),
+            Reference(
+                ("database", "database"),
+                f"postgresql_database/{self.database.server}/{self.database.database}",
+            ),
+            Reference(("database", "password_secret"),
+                      f"key_vault_secret/{self.database.password_secret}"),
+        ]  # fmt: skip
+        if self.database.username_secret:
+            refs.append(
+                Reference(("database", "username_secret"),
+                          f"key_vault_secret/{self.database.username_secret}")
+            )  # fmt: skip
+        for part in ("web", "worker"):
+            component: Component = getattr(self, part)
+            refs.append(
+                Reference((part, "image", "registry"),
+                          f"container_registry/{component.image.registry}")
+            )  # fmt: skip
+        for part in ("clickhouse", "redis", "blob_storage"):
+            dep: InClusterDependency = getattr(self, part)
+            refs.append(
+                Reference((part, "image", "registry"), f"container_registry/{dep.image.registry}")
+            )
+            if dep.password_secret:
+                refs.append(
+                    Reference((part, "password_secret"), f"key_vault_secret/{dep.password_secret}")
+                )
+        refs += [
+            Reference(("secret_env", var), f"key_vault_secret/{secret}")
+            for var, secret in self.secret_env.items()
+        ]
+        return refs
