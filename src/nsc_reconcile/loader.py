@@ -6,7 +6,9 @@ with file, line, column, field path and what is expected. Reads files only; no n
 
 from __future__ import annotations
 
+import copy
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -51,11 +53,13 @@ def load_desired_state(path: str | Path, env: str | None = None) -> DesiredState
                          f"{', '.join(ENVIRONMENTS)}")]
             )  # fmt: skip
         overlay_file = overlay_path(path, env)
-        if not overlay_file.is_file():
+        base_env = document.data.get("environment") if isinstance(document.data, dict) else None
+        if overlay_file.is_file():
+            document = merge_overlay(document, read_document(overlay_file))
+        elif base_env != env:
             raise DesiredStateError(
                 [Problem(None, "--env", f"no overlay for {env!r}: {overlay_file} does not exist")]
             )
-        document = merge_overlay(document, read_document(overlay_file))
     if not isinstance(document.data, dict):
         raise DesiredStateError(
             [Problem(document.locate(()), "", "expected a mapping at the top of the file")]
@@ -79,17 +83,93 @@ def load_desired_state(path: str | Path, env: str | None = None) -> DesiredState
     try:
         state = DesiredState.model_validate(document.data)
     except ValidationError as exc:
-        problems += [_problem(document, error) for error in exc.errors()]
+        errors = exc.errors()
+        problems += [_problem(document, error) for error in errors]
+        # Still check references and policy on the resources that are valid, so that one
+        # run reports everything (minus what the invalid ones would hide).
+        problems += _partial_checks(document, [tuple(e["loc"]) for e in errors])
         raise DesiredStateError(problems) from None
-    _, issues = build_graph(state)
-    issues += check_policy(state)
-    problems += [
-        Problem(document.locate(issue.field), format_path(issue.field), issue.message)
-        for issue in issues
-    ]
+    problems += _state_checks(document, state, {}, set())
     if problems:
         raise DesiredStateError(problems)
     return state
+
+
+def _state_checks(
+    document: Document,
+    state: DesiredState,
+    index_map: dict[PathKey, list[int]],
+    dropped_names: set[str],
+) -> list[Problem]:
+    _, issues = build_graph(state)
+    issues += check_policy(state)
+    problems = []
+    for issue in issues:
+        if dropped_names and _mentions(issue.message, dropped_names):
+            continue
+        field = _original_path(issue.field, index_map)
+        problems.append(Problem(document.locate(field), format_path(field), issue.message))
+    return problems
+
+
+def _mentions(message: str, names: set[str]) -> bool:
+    return any(re.search(rf"/{re.escape(name)}(?:/|\b|$)", message) for name in names)
+
+
+def _unit(loc: PathKey) -> PathKey | None:
+    """The independently removable item an error is in (a list item or `langfuse`)."""
+    if not loc:
+        return None
+    head = loc[0]
+    if head in ("existing",) or (head == "secrets" and len(loc) > 1 and loc[1] == "items"):
+        return loc[:3] if len(loc) >= 3 and isinstance(loc[2], int) else None
+    if head == "langfuse":
+        return ("langfuse",)
+    if len(loc) >= 2 and isinstance(loc[1], int):
+        return loc[:2]
+    return None
+
+
+def _partial_checks(document: Document, error_locs: list[PathKey]) -> list[Problem]:
+    units = [_unit(loc) for loc in error_locs]
+    if any(unit is None for unit in units):
+        return []  # a top-level field is wrong: nothing sensible to check beyond it
+    data = copy.deepcopy(document.data)
+    dropped_names: set[str] = set()
+    index_map: dict[PathKey, list[int]] = {}
+    by_parent: dict[PathKey, set[int]] = {}
+    for unit in {u for u in units if u is not None}:
+        if unit == ("langfuse",):
+            item = data.pop("langfuse", None)
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                dropped_names.add(item["name"])
+            continue
+        by_parent.setdefault(unit[:-1], set()).add(int(unit[-1]))
+    for parent, indexes in by_parent.items():
+        container: Any = data
+        for part in parent:
+            container = container[part]
+        kept = [i for i in range(len(container)) if i not in indexes]
+        for i in indexes:
+            item = container[i]
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                dropped_names.add(item["name"])
+        container[:] = [container[i] for i in kept]
+        index_map[parent] = kept
+    try:
+        state = DesiredState.model_validate(data)
+    except ValidationError:
+        return []
+    return _state_checks(document, state, index_map, dropped_names)
+
+
+def _original_path(path: PathKey, index_map: dict[PathKey, list[int]]) -> PathKey:
+    for parent, kept in index_map.items():
+        size = len(parent)
+        index = path[size] if len(path) > size else None
+        if path[:size] == parent and isinstance(index, int):
+            return (*parent, kept[index], *path[size + 1 :])
+    return path
 
 
 def _problem(document: Document, error: ErrorDetails) -> Problem:

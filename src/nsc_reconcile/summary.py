@@ -28,7 +28,9 @@ def summarize(state: DesiredState, graph: Graph) -> str:
         f"{'KIND':<{width}}{'ROLE':<10}NAME",
     ]
     lines += [
-        f"{r.kind:<{width}}{'existing' if r.existing else 'managed':<10}{r.key}" for r in resources
+        f"{r.kind:<{width}}{'existing' if r.existing else 'managed':<10}{r.key}"
+        + (f"  [{r.details}]" if r.details else "")
+        for r in resources
     ]
     lines += ["", "managed by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))]
     lines += ["", "dependency order (a stage needs only earlier stages; within one, in parallel):"]

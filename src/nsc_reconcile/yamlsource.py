@@ -54,7 +54,11 @@ def read_document(path: Path) -> Document:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         location = Location(path, mark.line + 1, mark.column + 1) if mark else None
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        what = exc.problem or ""
+        if exc.context and exc.context_mark is not None:
+            start = exc.context_mark
+            where = f"line {start.line + 1}, column {start.column + 1}"
+            what = f"{what} ({exc.context} started at {where})"
         raise DesiredStateError([Problem(location, "", f"malformed YAML: {what or exc}")]) from None
     except YAMLError as exc:
         raise DesiredStateError([Problem(None, "", f"malformed YAML in {path}: {exc}")]) from None

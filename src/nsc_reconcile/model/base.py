@@ -93,5 +93,10 @@ class Resource(Model):
         """Every other resource this one refers to (edges of the graph)."""
         return []
 
+    @property
+    def details(self) -> str:
+        """A short description of what the resource contains, for summaries."""
+        return ""
+
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]

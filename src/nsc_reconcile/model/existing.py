@@ -36,6 +36,8 @@ class Subnet(Model):
 
 
 class ExistingVirtualNetwork(ExistingResource):
+    """An existing VNet; the subnets listed must exist."""
+
     kind = "virtual_network"
     name_rule = "virtual_network"
 
@@ -88,11 +90,27 @@ class ExistingPrivateDnsZone(ExistingResource):
 class Existing(Model):
     """Resources this state refers to but never writes."""
 
-    virtual_networks: list[ExistingVirtualNetwork] = Field(default_factory=list)
-    network_security_groups: list[ExistingNetworkSecurityGroup] = Field(default_factory=list)
-    aks_clusters: list[ExistingAksCluster] = Field(default_factory=list)
-    container_registries: list[ExistingContainerRegistry] = Field(default_factory=list)
-    key_vaults: list[ExistingKeyVault] = Field(default_factory=list)
-    log_analytics_workspaces: list[ExistingLogAnalyticsWorkspace] = Field(default_factory=list)
-    postgresql_servers: list[ExistingPostgresqlServer] = Field(default_factory=list)
-    private_dns_zones: list[ExistingPrivateDnsZone] = Field(default_factory=list)
+    virtual_networks: list[ExistingVirtualNetwork] = Field(
+        default_factory=list, description="VNets and the subnets used (seed: nsc-vnet-dev)."
+    )
+    network_security_groups: list[ExistingNetworkSecurityGroup] = Field(
+        default_factory=list, description="NSGs that receive our rules (not replaced)."
+    )
+    aks_clusters: list[ExistingAksCluster] = Field(
+        default_factory=list, description="AKS clusters that run workloads."
+    )
+    container_registries: list[ExistingContainerRegistry] = Field(
+        default_factory=list, description="ACRs the images come from."
+    )
+    key_vaults: list[ExistingKeyVault] = Field(
+        default_factory=list, description="Key Vaults that hold the secrets."
+    )
+    log_analytics_workspaces: list[ExistingLogAnalyticsWorkspace] = Field(
+        default_factory=list, description="Workspaces for agent events and alerts."
+    )
+    postgresql_servers: list[ExistingPostgresqlServer] = Field(
+        default_factory=list, description="Existing servers (the business DB)."
+    )
+    private_dns_zones: list[ExistingPrivateDnsZone] = Field(
+        default_factory=list, description="Existing privatelink zones that get records."
+    )

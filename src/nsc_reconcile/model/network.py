@@ -75,7 +75,7 @@ class PrivateEndpoint(Resource):
         if parsed is None or parsed[0] not in PRIVATE_LINK_GROUPS:
             raise PydanticCustomError(
                 "reference",
-                "expected `openai_account/<name>` or `postgresql_server/<name>`, got {value!r}",
+                "expected `openai_account/<name>` or `postgresql_server/<name>`, got '{value}'",
                 {"value": value},
             )
         return value
@@ -87,7 +87,7 @@ class PrivateEndpoint(Resource):
         if self.group_id not in groups:
             raise PydanticCustomError(
                 "group_id",
-                "group_id {group!r} is not valid for a {kind}; expected {expected}",
+                "group_id '{group}' is not valid for a {kind}; expected {expected}",
                 {"group": self.group_id, "kind": kind, "expected": " or ".join(groups)},
             )
         return self
@@ -120,7 +120,7 @@ class PrivateDnsZone(Resource):
             raise PydanticCustomError(
                 "zone_name",
                 "private endpoint zones are named `privatelink.<service zone>` "
-                "(e.g. privatelink.openai.azure.com), got {value!r}",
+                "(e.g. privatelink.openai.azure.com), got '{value}'",
                 {"value": value},
             )
         return value
@@ -189,7 +189,7 @@ class RuleEnds(Model):
                 raise policy_violation(PRIVATE_ONLY, f"{prefix!r} opens the rule to the internet")
             if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?", prefix):
                 raise PydanticCustomError(
-                    "cidr", "expected an IPv4 CIDR prefix, got {value!r}", {"value": prefix}
+                    "cidr", "expected an IPv4 CIDR prefix, got '{value}'", {"value": prefix}
                 )
         return value
 
@@ -234,7 +234,7 @@ class NsgRule(Resource):
             bounds = port.split("-")
             if not all(b.isdigit() and 1 <= int(b) <= 65535 for b in bounds) or len(bounds) > 2:
                 raise PydanticCustomError(
-                    "port", "expected a port 1-65535 or a range a-b, got {value!r}", {"value": port}
+                    "port", "expected a port 1-65535 or a range a-b, got '{value}'", {"value": port}
                 )
         return value
 

@@ -82,20 +82,20 @@ class SecretSource(Model):
             raise PydanticCustomError(
                 "output_ref",
                 "expected `kind/name.output` (e.g. openai_account/nsc-aoai-dev.endpoint), "
-                "got {value!r}",
+                "got '{value}'",
                 {"value": value},
             )
         kind, _, output = parsed
         if kind not in OUTPUTS:
             raise PydanticCustomError(
                 "output_ref",
-                "{kind!r} has no outputs; kinds with outputs: {kinds}",
+                "'{kind}' has no outputs; kinds with outputs: {kinds}",
                 {"kind": kind, "kinds": ", ".join(sorted(OUTPUTS))},
             )
         if output not in OUTPUTS[kind]:
             raise PydanticCustomError(
                 "output_ref",
-                "{kind} has no output {output!r}; expected one of: {names}",
+                "{kind} has no output '{output}'; expected one of: {names}",
                 {"kind": kind, "output": output, "names": ", ".join(OUTPUTS[kind])},
             )
         return value
@@ -196,7 +196,7 @@ class KeyVaultSecret(Resource):
             if self.allowed_values is not None and self.value not in self.allowed_values:
                 raise PydanticCustomError(
                     "allowed_values",
-                    "value {value!r} is not one of {allowed}",
+                    "value '{value}' is not one of {allowed}",
                     {"value": self.value, "allowed": ", ".join(self.allowed_values)},
                 )
         return self

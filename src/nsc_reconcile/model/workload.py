@@ -126,6 +126,14 @@ class Langfuse(Resource):
             raise policy_violation(SEPARATE_DB, "name the dedicated LangFuse server")
         return value
 
+    @property
+    def details(self) -> str:
+        return (
+            f"namespace {self.namespace}: Deployment {self.web.name}, Deployment "
+            f"{self.worker.name}, Service {self.service.name} ({self.service.type}), "
+            "ClickHouse, Redis, MinIO"
+        )
+
     def references(self) -> list[Reference]:
         refs = [
             Reference(("cluster",), f"aks_cluster/{self.cluster}"),
