@@ -59,8 +59,13 @@ class Graph:
         return [address for stage in self.stages() for address in stage]
 
 
-def build_graph(state: DesiredState) -> tuple[Graph, list[GraphIssue]]:
-    """The graph of ``state`` and every issue found (duplicates, dangling refs, cycles)."""
+def build_graph(
+    state: DesiredState, also_declared: dict[str, set[str]] | None = None
+) -> tuple[Graph, list[GraphIssue]]:
+    """The graph of ``state`` and every issue found (duplicates, dangling refs, cycles).
+
+    ``also_declared`` names resources left out of ``state`` (invalid ones), only so that
+    messages about dangling references list them among the declared names."""
     graph = Graph()
     issues: list[GraphIssue] = []
     for path, resource in state.resources():
@@ -94,7 +99,10 @@ def build_graph(state: DesiredState) -> tuple[Graph, list[GraphIssue]]:
             return  # subnets are part of their (existing) VNet node
         if target not in graph.nodes:
             kind = target.split("/", 1)[0]
-            same_kind = sorted(a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/"))
+            same_kind = sorted(
+                {a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/")}
+                | (also_declared or {}).get(kind, set())
+            )
             hint = (
                 f"declared {kind}: {', '.join(same_kind)}"
                 if same_kind

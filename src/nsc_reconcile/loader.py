@@ -89,7 +89,7 @@ def load_desired_state(path: str | Path, env: str | None = None) -> DesiredState
         # run reports everything (minus what the invalid ones would hide).
         problems += _partial_checks(document, [tuple(e["loc"]) for e in errors])
         raise DesiredStateError(problems) from None
-    problems += _state_checks(document, state, {}, set())
+    problems += _state_checks(document, state, {}, {})
     if problems:
         raise DesiredStateError(problems)
     return state
@@ -99,9 +99,10 @@ def _state_checks(
     document: Document,
     state: DesiredState,
     index_map: dict[PathKey, list[int]],
-    dropped_names: set[str],
+    dropped: dict[str, set[str]],
 ) -> list[Problem]:
-    _, issues = build_graph(state)
+    _, issues = build_graph(state, also_declared=dropped)
+    dropped_names = {name for names in dropped.values() for name in names}
     issues += check_policy(state)
     problems = []
     for issue in issues:
@@ -135,14 +136,19 @@ def _partial_checks(document: Document, error_locs: list[PathKey]) -> list[Probl
     if any(unit is None for unit in units):
         return []  # a top-level field is wrong: nothing sensible to check beyond it
     data = copy.deepcopy(document.data)
-    dropped_names: set[str] = set()
+    dropped: dict[str, set[str]] = {}
+
+    def note(unit: PathKey, item: Any) -> None:
+        model, _ = _walk(unit)
+        kind = getattr(model, "kind", None)
+        if isinstance(kind, str) and isinstance(item, dict) and isinstance(item.get("name"), str):
+            dropped.setdefault(kind, set()).add(item["name"])
+
     index_map: dict[PathKey, list[int]] = {}
     by_parent: dict[PathKey, set[int]] = {}
     for unit in {u for u in units if u is not None}:
         if unit == ("langfuse",):
-            item = data.pop("langfuse", None)
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                dropped_names.add(item["name"])
+            note(unit, data.pop("langfuse", None))
             continue
         by_parent.setdefault(unit[:-1], set()).add(int(unit[-1]))
     for parent, indexes in by_parent.items():
@@ -151,16 +157,14 @@ def _partial_checks(document: Document, error_locs: list[PathKey]) -> list[Probl
             container = container[part]
         kept = [i for i in range(len(container)) if i not in indexes]
         for i in indexes:
-            item = container[i]
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                dropped_names.add(item["name"])
+            note((*parent, i), container[i])
         container[:] = [container[i] for i in kept]
         index_map[parent] = kept
     try:
         state = DesiredState.model_validate(data)
     except ValidationError:
         return []
-    return _state_checks(document, state, index_map, dropped_names)
+    return _state_checks(document, state, index_map, dropped)
 
 
 def _original_path(path: PathKey, index_map: dict[PathKey, list[int]]) -> PathKey:
