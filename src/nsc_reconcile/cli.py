@@ -7,19 +7,33 @@ Thin: parses arguments, calls the library, renders results, maps outcomes to exi
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
 
 from nsc_reconcile.errors import DesiredStateError
+from nsc_reconcile.progress import ConsoleProgress
+
+if TYPE_CHECKING:
+    from nsc_reconcile.azure import Clients
+    from nsc_reconcile.engine import Engine
+    from nsc_reconcile.model.state import DesiredState
+    from nsc_reconcile.plan import Plan
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+BUNDLED = "<bundled>"
 
 out = Console(soft_wrap=False)
+out_console = out
 err = Console(stderr=True, soft_wrap=True)
 
 file_argument = click.argument(
@@ -55,6 +69,175 @@ def validate(file: Path, env: str | None) -> None:
     state = load_desired_state(file, env=env)
     graph, _ = build_graph(state)
     out.print(summarize(state, graph), highlight=False, markup=False, soft_wrap=True)
+
+
+emulator_option = click.option(
+    "--emulator",
+    "emulator_url",
+    is_flag=False,
+    flag_value=BUNDLED,
+    default=None,
+    metavar="[URL]",
+    help="Talk to a local emulator instead of Azure: a running emulator's `arm` URL, or no "
+    "URL to start the bundled one in-process with the baseline world.",
+)
+parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Resources written at the same time (within dependency order).",
+)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@contextmanager
+def _target(emulator_url: str | None, subscription_id: str | None) -> Iterator[tuple[Clients, str]]:
+    """Clients for Azure or an emulator, and a one-line description of the target."""
+    from nsc_reconcile.azure import AzureTarget, Clients
+
+    if emulator_url is None:
+        subscription = subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID")
+        if not subscription:
+            raise click.UsageError(
+                "no subscription: set subscription_id in the file or AZURE_SUBSCRIPTION_ID "
+                "(or use --emulator)"
+            )
+        yield Clients(AzureTarget.for_azure(subscription)), f"Azure subscription {subscription}"
+        return
+    if emulator_url == BUNDLED:
+        from nsc_reconcile.emulator.app import Emulator
+
+        with Emulator("baseline") as running:
+            arm = str(running.info["arm"])
+            yield Clients(AzureTarget.for_emulator(arm)), f"bundled emulator at {arm} (baseline)"
+        return
+    yield Clients(AzureTarget.for_emulator(emulator_url)), f"emulator at {emulator_url}"
+
+
+def _engine(state: DesiredState, clients: Clients, file: Path | None, parallelism: int) -> Engine:
+    from nsc_reconcile.engine import Engine
+
+    return Engine(
+        state,
+        clients,
+        parallelism=parallelism,
+        progress=ConsoleProgress(sys.stderr),
+        state_file=str(file) if file is not None else None,
+    )
+
+
+@cli.command()
+@file_argument
+@env_option
+@format_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the plan (JSON) for `apply PLAN.json`.")  # fmt: skip
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when there are changes (0: none, 1: error).")  # fmt: skip
+@click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
+              help="Only this resource (and what it depends on). Repeatable.")  # fmt: skip
+@emulator_option
+@parallelism_option
+def plan(
+    file: Path,
+    env: str | None,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    emulator_url: str | None,
+    parallelism: int,
+) -> int:
+    """Show what apply would change. Reads only; never writes."""
+    from nsc_reconcile.loader import load_desired_state
+
+    state = load_desired_state(file, env=env)
+    with _target(emulator_url, state.subscription_id) as (clients, where):
+        err.print(f"planning {file} ({state.environment}) against {where}", highlight=False)
+        engine = _engine(state, clients, file, parallelism)
+        result = engine.plan(list(targets) or None)
+    out_console.print(result.render(fmt), highlight=False, markup=False, soft_wrap=True)
+    if out is not None:
+        result.save(out)
+        err.print(f"plan saved to {out}", highlight=False)
+    if result.blocked:
+        err.print(f"{len(result.blocked)} resource(s) blocked: see above", highlight=False)
+        return EXIT_ERROR
+    if detailed_exitcode and result.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE|PLAN.json")
+@env_option
+@format_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-replace", is_flag=True,
+              help="Allow changes that need a resource to be replaced.")  # fmt: skip
+@emulator_option
+@parallelism_option
+def apply(
+    source: Path,
+    env: str | None,
+    fmt: str,
+    yes: bool,
+    allow_replace: bool,
+    emulator_url: str | None,
+    parallelism: int,
+) -> int:
+    """Make live state match FILE (or exactly the saved PLAN.json)."""
+    from nsc_reconcile.engine import PlanStaleError
+    from nsc_reconcile.loader import load_desired_state
+
+    saved: Plan | None = None
+    file = source
+    if source.suffix == ".json":
+        saved = _load_plan(source)
+        if saved.state_file is None:
+            raise click.UsageError(f"{source}: the plan does not name its desired-state file")
+        file = Path(saved.state_file)
+        env = saved.environment
+    state = load_desired_state(file, env=env)
+    with _target(emulator_url, state.subscription_id) as (clients, where):
+        err.print(f"applying {file} ({state.environment}) to {where}", highlight=False)
+        engine = _engine(state, clients, file, parallelism)
+        planned = saved if saved is not None else engine.plan()
+        out_console.print(planned.render("text"), highlight=False, markup=False, soft_wrap=True)
+        if not planned.has_changes and not planned.blocked:
+            return EXIT_OK
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError("not a terminal: pass --yes to apply without a prompt")
+            answer = click.prompt("Apply these changes? Only 'yes' is accepted", default="")
+            if answer != "yes":
+                err.print("apply cancelled; nothing was written", highlight=False)
+                return EXIT_ERROR
+        try:
+            assert engine.progress is not None
+            with engine.progress:  # type: ignore[attr-defined]
+                result = engine.apply(planned, allow_replace=allow_replace, saved=saved is not None)
+        except PlanStaleError as stale:
+            raise click.ClickException(str(stale)) from None
+    out_console.print(result.render(fmt), highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _load_plan(path: Path) -> Plan:
+    from nsc_reconcile.plan import Plan
+
+    try:
+        return Plan.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise click.UsageError(f"{path}: not a readable plan file: {error}") from None
 
 
 @cli.command()

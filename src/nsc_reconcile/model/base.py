@@ -71,6 +71,12 @@ class Resource(Model):
     existing: ClassVar[bool] = False
 
     name: str = Field(description="The resource's name in Azure (or Kubernetes).")
+    adopt: bool = Field(
+        default=False,
+        description="Take over a resource of this name that exists but was not created by "
+        "nsc-reconcile (it gets the managed-by tag). Without it such a resource is reported "
+        "and left alone.",
+    )
 
     @field_validator("name")
     @classmethod

@@ -36,15 +36,25 @@ class Kind:
     # mapped to the ARM error code Azure answers with.
     immutable: ClassVar[dict[str, str]] = {}
     location_required: ClassVar[bool] = True
+    # Server-populated envelope fields, on where the type's REST schema has them.
+    etag_field: ClassVar[bool] = True
+    type_field: ClassVar[bool] = True
+    system_data: ClassVar[bool] = True
+    provisioning_state: ClassVar[bool] = True
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         """Raise ArmError (400 InvalidParameter, 409 ...) when Azure would refuse ``body``."""
 
-    def populate(self, world: World, rid: str, resource: Resource, existing: Resource | None) -> None:
+    def populate(
+        self, world: World, rid: str, resource: Resource, existing: Resource | None
+    ) -> None:
         """Fill server-populated fields in place (endpoints, FQDNs, IPs, defaults)."""
 
     def after_write(self, world: World, rid: str, resource: Resource) -> None:
         """Platform side effects after a successful create/update (e.g. A records)."""
+
+    def before_delete(self, world: World, rid: str, resource: Resource) -> None:
+        """Raise ArmError to refuse a delete (e.g. a NIC owned by a private endpoint)."""
 
     def after_delete(self, world: World, rid: str, resource: Resource) -> None:
         """Platform side effects after a delete."""

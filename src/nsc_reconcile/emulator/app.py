@@ -1,0 +1,193 @@
+"""The running emulator: ARM (+ control interface) over HTTP, Key Vault over HTTPS, Kubernetes
+over HTTP and DNS over UDP/TCP, all on 127.0.0.1, sharing one world, request log and faults.
+
+``Emulator`` is the in-process handle (tests); ``serve`` runs it in the foreground (CLI).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+from nsc_reconcile.emulator.arm import World
+from nsc_reconcile.emulator.control import PREFIX, ControlPlane, encode_info
+from nsc_reconcile.emulator.protocol import Plane, Request, Response
+from nsc_reconcile.emulator.server import Controls, HttpServer, TlsFiles, make_tls
+from nsc_reconcile.emulator.worlds import build_world
+
+__all__ = ["Emulator", "serve"]
+
+
+class _ArmRouter:
+    """The ARM port: ``/_emulator/...`` goes to the control plane, the rest to the world."""
+
+    def __init__(self, control: Plane, world: World) -> None:
+        self.control = control
+        self.world = world
+
+    def handle(self, request: Request) -> Response:
+        if request.path.startswith(PREFIX):
+            return self.control.handle(request)
+        return self.world.handle(request)
+
+
+class Emulator:
+    """A complete local Azure: ``start()``/``stop()`` or ``with Emulator() as emu: ...``.
+
+    ``info`` holds the base URLs (``arm``, ``keyvault``, ``kubernetes``), ``dns``
+    (``127.0.0.1:PORT``), ``ca_cert`` (CA PEM path for the HTTPS planes) and
+    ``subscription_id``. ``world`` is the ARM store; ``controls`` the log/faults/latency.
+    """
+
+    def __init__(self, world: str | World = "baseline", port: int = 0) -> None:
+        self.world = build_world(world) if isinstance(world, str) else world
+        self._built_world = isinstance(world, str)
+        self.port = port
+        self.controls = Controls()
+        self.info: dict[str, Any] = {}
+        self._servers: list[HttpServer] = []
+        self._tls: TlsFiles | None = None
+        self._dns: Any = None
+        self._kubernetes: Any = None
+        self._lock = threading.Lock()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Emulator:
+        """Bind every port and start serving; returns self. Idempotent."""
+        if self._servers:
+            return self
+        self._tls = make_tls()
+        control = ControlPlane(self.world, self.controls, lambda: dict(self.info), self.reset)
+        arm = self._serve(_ArmRouter(control, self.world), "arm", port=self.port)
+        keyvault_url = self._mount_keyvault()
+        kubernetes_url = self._mount_kubernetes()
+        dns_address = self._mount_dns()
+        self.world.urls.update(
+            {"arm": arm.url, "keyvault": keyvault_url or "", "kubernetes": kubernetes_url or ""}
+        )
+        if self._built_world:  # rebuild now that URLs are known (e.g. a vault's vaultUri)
+            self.world.reseed()
+        self.info = {
+            "arm": arm.url,
+            "keyvault": keyvault_url,
+            "kubernetes": kubernetes_url,
+            "dns": dns_address,
+            "ca_cert": str(self._tls.ca_cert),
+            "subscription_id": self.world.subscription_id,
+            "world": self.world.name,
+        }
+        for server in self._servers:
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every server and remove the TLS files. Idempotent."""
+        with self._lock:
+            servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
+        if self._dns is not None:
+            self._dns.stop()
+            self._dns = None
+        if self._tls is not None:
+            shutil.rmtree(self._tls.directory, ignore_errors=True)
+            self._tls = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Back to the starting world (resources, secrets, LRO config, latency, Kubernetes
+        objects). Faults and the request log are cleared separately."""
+        self.world.reset()
+        self.controls.latency_ms = 0.0
+        reset_kubernetes = getattr(self._kubernetes, "reset", None)
+        if callable(reset_kubernetes):
+            reset_kubernetes()
+
+    # ---- planes --------------------------------------------------------------------------
+    def _serve(self, plane: Plane, name: str, port: int = 0, tls: bool = False) -> HttpServer:
+        server = HttpServer(plane, name, self.controls, port=port, tls=self._tls if tls else None)
+        with self._lock:
+            self._servers.append(server)
+        return server
+
+    def _mount_keyvault(self) -> str | None:
+        from nsc_reconcile.emulator.keyvault import KeyVaultPlane
+
+        plane = KeyVaultPlane(self.world)
+        main = self._serve(plane, "keyvault", tls=True)
+        self.world.urls["keyvault"] = main.url
+
+        def listen() -> str:  # one more HTTPS port for a further vault (see keyvault.py)
+            extra = self._serve(plane, "keyvault", tls=True)
+            extra.start()
+            return extra.url
+
+        plane.listen = listen
+        return main.url
+
+    def _mount_kubernetes(self) -> str | None:
+        try:
+            from nsc_reconcile.emulator.kubernetes import KubernetesPlane
+        except ModuleNotFoundError as exc:
+            # TODO(helper B): emulator/kubernetes.py not written yet; mount it once it exists.
+            if exc.name != "nsc_reconcile.emulator.kubernetes":
+                raise
+            return None
+        self._kubernetes = KubernetesPlane()
+        return self._serve(self._kubernetes, "kubernetes").url
+
+    def _mount_dns(self) -> str | None:
+        try:
+            from nsc_reconcile.emulator.dns import DnsServer
+        except ModuleNotFoundError as exc:
+            # TODO(helper B): emulator/dns.py not written yet; mount it once it exists.
+            if exc.name != "nsc_reconcile.emulator.dns":
+                raise
+            return None
+        self._dns = DnsServer(self.world, host="127.0.0.1", port=0)
+        self._dns.start()
+        host, port = self._dns.address
+        return f"{host}:{port}"
+
+
+def serve(port: int = 0, world: str = "baseline") -> None:
+    """Run the emulator in the foreground: print ONE JSON line (the info) when ready, then
+    serve until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    emulator = Emulator(world=world, port=port)
+    try:
+        emulator.start()
+        sys.stdout.write(encode_info(emulator.info) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":  # python -m nsc_reconcile.emulator.app [port] [world]
+    serve(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+        sys.argv[2] if len(sys.argv) > 2 else "baseline",
+    )

@@ -1,0 +1,132 @@
+"""The emulator's control interface under ``{arm}/_emulator/`` (JSON in, JSON out).
+
+Request log, fault rules, latency/LRO configuration, direct state access (drift), reset and the
+ready-line info. Reached on the ARM port; its own calls are not written to the request log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from nsc_reconcile.emulator.arm import World
+from nsc_reconcile.emulator.protocol import Request, Response
+from nsc_reconcile.emulator.server import Controls, FaultRule
+
+__all__ = ["PREFIX", "ControlPlane"]
+
+PREFIX = "/_emulator/"
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}})
+
+
+class ControlPlane:
+    """Answers ``/_emulator/...``; everything else is not its business (404)."""
+
+    def __init__(
+        self,
+        world: World,
+        controls: Controls,
+        info: Callable[[], dict[str, Any]],
+        reset: Callable[[], None],
+    ) -> None:
+        self.world = world
+        self.controls = controls
+        self._info = info
+        self._reset = reset
+
+    def handle(self, request: Request) -> Response:
+        what = request.path[len(PREFIX) :].strip("/")
+        route = (request.method, what)
+        try:
+            body = request.json()
+        except ValueError as exc:
+            return _error(400, "InvalidRequestContent", f"malformed JSON: {exc}")
+        if route == ("GET", "requests"):
+            return Response(200, self.controls.requests())
+        if route == ("DELETE", "requests"):
+            self.controls.clear_requests()
+            return Response(204)
+        if route == ("GET", "faults"):
+            return Response(200, [rule.to_json() for rule in self.controls.faults()])
+        if route == ("POST", "faults"):
+            return self._add_faults(body)
+        if route == ("DELETE", "faults"):
+            self.controls.clear_faults()
+            return Response(204)
+        if route == ("GET", "config"):
+            return Response(200, self._config())
+        if route == ("POST", "config"):
+            return self._configure(body)
+        if what == "state":
+            return self._state(request, body)
+        if route == ("POST", "reset"):
+            self._reset()
+            return Response(200, {"reset": True, "world": self.world.name})
+        if route == ("GET", "info"):
+            return Response(200, self._info())
+        return _error(404, "NotFound", f"no control endpoint {request.method} {request.path}")
+
+    def _add_faults(self, body: Any) -> Response:
+        items = body if isinstance(body, list) else [body]
+        try:
+            rules = [FaultRule.from_json(item) for item in items if isinstance(item, dict)]
+        except (ValueError, TypeError) as exc:  # bad regex, field or action
+            return _error(400, "InvalidFault", str(exc))
+        if len(rules) != len(items):
+            return _error(400, "InvalidFault", "faults must be JSON objects")
+        self.controls.add_faults(rules)
+        return Response(200, [rule.to_json() for rule in self.controls.faults()])
+
+    def _config(self) -> dict[str, Any]:
+        return {"latency_ms": self.controls.latency_ms, "lro_seconds": dict(self.world.lro_seconds)}
+
+    def _configure(self, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return _error(400, "InvalidConfig", "config must be a JSON object")
+        unknown = set(body) - {"latency_ms", "lro_seconds"}
+        if unknown:
+            return _error(400, "InvalidConfig", f"unknown config field(s): {sorted(unknown)}")
+        try:
+            if "latency_ms" in body:
+                self.controls.latency_ms = max(0.0, float(body["latency_ms"]))
+            lro = body.get("lro_seconds") or {}
+            if not isinstance(lro, dict):
+                raise TypeError("lro_seconds must map resource types to seconds")
+            self.world.configure({str(k): float(v) for k, v in lro.items()})
+        except (TypeError, ValueError) as exc:
+            return _error(400, "InvalidConfig", str(exc))
+        return Response(200, self._config())
+
+    def _state(self, request: Request, body: Any) -> Response:
+        rid = request.query.get("id", "")
+        if not rid.lower().startswith("/subscriptions/"):
+            return _error(400, "InvalidId", "state needs ?id=<ARM resource id>")
+        if request.method == "GET":
+            with self.world.lock:
+                self.world.engine.settle()
+                found = self.world.get(rid)
+            if found is None:
+                return _error(404, "ResourceNotFound", f"no resource {rid}")
+            return Response(200, found)
+        if request.method == "PUT":
+            if not isinstance(body, dict):
+                return _error(400, "InvalidRequestContent", "state body must be a JSON object")
+            try:
+                stored = self.world.put(rid, body)
+            except ValueError as exc:
+                return _error(400, "InvalidId", str(exc))
+            return Response(200, stored)
+        if request.method == "DELETE":
+            existed = self.world.get(rid) is not None
+            self.world.delete(rid)
+            return Response(200 if existed else 204)
+        return _error(405, "MethodNotAllowed", f"{request.method} is not allowed on state")
+
+
+def encode_info(info: dict[str, Any]) -> str:
+    """The ready line: the info dict as one compact JSON line."""
+    return json.dumps(info, separators=(",", ":"))

@@ -1,0 +1,253 @@
+"""AKS managed clusters and container registries, enough for reads and credentials.
+
+A cluster reports its FQDNs, versions, pools and network profile, and ``listClusterUserCredential``
+returns a kubeconfig pointing at the emulator's Kubernetes plane (``world.urls["kubernetes"]``).
+Imports only kinds.base, protocol and the standard library.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.protocol import ArmError
+
+if TYPE_CHECKING:
+    from nsc_reconcile.emulator.arm import World
+
+CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
+REGISTRY_TYPE = "Microsoft.ContainerRegistry/registries"
+DEFAULT_KUBERNETES_VERSION = "1.32.6"
+_REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+_REGISTRY_SKUS = {"basic", "standard", "premium"}
+
+
+def _region(location: str) -> str:
+    return location.replace(" ", "").lower()
+
+
+def _resource_group(rid: str) -> str:
+    return rid.split("/")[4]
+
+
+def _subnet_exists(world: World, subnet_id: str) -> bool:
+    """Whether the subnet exists, as its own resource or inline in its virtual network."""
+    if world.get(subnet_id) is not None:
+        return True
+    vnet_id, _, name = subnet_id.rstrip("/").rpartition("/subnets/")
+    vnet = world.get(vnet_id) if vnet_id else None
+    subnets = (vnet or {}).get("properties", {}).get("subnets") or []
+    return any(str(s.get("name", "")).lower() == name.lower() for s in subnets)
+
+
+class ManagedCluster(Kind):
+    """``Microsoft.ContainerService/managedClusters``: an AKS cluster (private or public)."""
+
+    type = CLUSTER_TYPE
+    long_running = True
+    delete_statuses = (200, 202, 204)
+
+    def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
+        props = body.get("properties") or {}
+        pools = props.get("agentPoolProfiles") or (existing or {}).get("properties", {}).get(
+            "agentPoolProfiles"
+        )
+        if not pools:
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                "The value of parameter agentPoolProfiles is invalid: at least one agent pool "
+                "is required.",
+            )
+        if not any(str(p.get("mode", "System")) == "System" for p in pools):
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                "A cluster must have at least one agent pool with mode 'System'.",
+            )
+        for pool in pools:
+            subnet = pool.get("vnetSubnetID")
+            if subnet and not _subnet_exists(world, str(subnet)):
+                raise ArmError(
+                    400, "InvalidParameter", f"The subnet '{subnet}' of pool was not found."
+                )
+        old_private = (
+            (existing or {}).get("properties", {}).get("apiServerAccessProfile") or {}
+        ).get("enablePrivateCluster")
+        new_private = (props.get("apiServerAccessProfile") or {}).get("enablePrivateCluster")
+        if (
+            existing is not None
+            and new_private is not None
+            and bool(new_private) != bool(old_private)
+        ):
+            raise ArmError(
+                400,
+                "PropertyChangeNotAllowed",
+                "Changing property 'apiServerAccessProfile.enablePrivateCluster' is not allowed.",
+            )
+
+    def populate(
+        self, world: World, rid: str, resource: Resource, existing: Resource | None
+    ) -> None:
+        name = rid.rsplit("/", 1)[1]
+        region = _region(str(resource.get("location", "")))
+        props = resource.setdefault("properties", {})
+        old = (existing or {}).get("properties", {})
+        version = str(props.get("kubernetesVersion") or old.get("kubernetesVersion") or "")
+        version = version or DEFAULT_KUBERNETES_VERSION
+        props["kubernetesVersion"] = version
+        props["currentKubernetesVersion"] = version
+        prefix = str(props.get("dnsPrefix") or old.get("dnsPrefix") or f"{name}-dns")
+        props["dnsPrefix"] = prefix
+        suffix = hashlib.sha256(rid.lower().encode()).hexdigest()[:8]
+        access = props.setdefault("apiServerAccessProfile", {})
+        private = bool(access.get("enablePrivateCluster", False))
+        access["enablePrivateCluster"] = private
+        if private:
+            access.setdefault("privateDNSZone", "system")
+            access.setdefault("enablePrivateClusterPublicFQDN", True)
+            guid = str(uuid.UUID(hashlib.md5(rid.lower().encode()).hexdigest()))
+            props["privateFQDN"] = f"{prefix}-{suffix}.{guid}.privatelink.{region}.azmk8s.io"
+            if access["enablePrivateClusterPublicFQDN"]:
+                props["fqdn"] = f"{prefix}-{suffix}.{guid}.privatelink.{region}.azmk8s.io"
+            props["azurePortalFQDN"] = f"{prefix}-{suffix}.portal.hcp.{region}.azmk8s.io"
+        else:
+            props.pop("privateFQDN", None)
+            props["fqdn"] = f"{prefix}-{suffix}.hcp.{region}.azmk8s.io"
+            props["azurePortalFQDN"] = f"{prefix}-{suffix}.portal.hcp.{region}.azmk8s.io"
+        for pool in props.get("agentPoolProfiles") or []:
+            pool.setdefault("count", 1)
+            pool.setdefault("vmSize", "Standard_D4ds_v5")
+            pool.setdefault("osType", "Linux")
+            pool.setdefault("osSKU", "Ubuntu")
+            pool.setdefault("mode", "System")
+            pool.setdefault("type", "VirtualMachineScaleSets")
+            pool.setdefault("osDiskSizeGB", 128)
+            pool.setdefault("maxPods", 250)
+            pool["orchestratorVersion"] = pool.get("orchestratorVersion") or version
+            pool["currentOrchestratorVersion"] = pool["orchestratorVersion"]
+            pool["provisioningState"] = "Succeeded"
+            pool["powerState"] = {"code": "Running"}
+            pool["nodeImageVersion"] = "AKSUbuntu-2204gen2containerd-202507.21.0"
+        network = props.setdefault("networkProfile", {})
+        network.setdefault("networkPlugin", "azure")
+        if network["networkPlugin"] == "azure":
+            network.setdefault("networkPluginMode", "overlay")
+            network.setdefault("podCidr", "10.244.0.0/16")
+        network.setdefault("serviceCidr", "10.0.0.0/16")
+        network.setdefault("dnsServiceIP", "10.0.0.10")
+        network.setdefault("loadBalancerSku", "standard")
+        network.setdefault("outboundType", "loadBalancer")
+        network.setdefault("ipFamilies", ["IPv4"])
+        props.setdefault("nodeResourceGroup", f"MC_{_resource_group(rid)}_{name}_{region}")
+        props.setdefault("enableRBAC", True)
+        props["powerState"] = {"code": "Running"}
+        props["maxAgentPools"] = 100
+        props.setdefault("supportPlan", "KubernetesOfficial")
+        identity = resource.get("identity")
+        if isinstance(identity, dict) and identity.get("type") == "SystemAssigned":
+            old_identity = (existing or {}).get("identity") or {}
+            identity["principalId"] = old_identity.get("principalId") or str(uuid.uuid4())
+            identity["tenantId"] = old_identity.get("tenantId") or str(uuid.uuid4())
+
+    def action(self, world: World, rid: str, name: str, body: Any) -> Any:
+        lowered = name.lower()
+        if lowered in ("listclusterusercredential", "listclusteradmincredential"):
+            cluster = world.get(rid) or {}
+            user = "clusterUser" if lowered == "listclusterusercredential" else "clusterAdmin"
+            kubeconfig = _kubeconfig(world, rid, cluster, user)
+            return {"kubeconfigs": [{"name": user, "value": kubeconfig}]}
+        return super().action(world, rid, name, body)
+
+
+def _kubeconfig(world: World, rid: str, cluster: Resource, user: str) -> str:
+    """A kubeconfig (base64, as ``CredentialResult.value``) for the emulator's API server.
+
+    JSON is valid YAML, so any kubeconfig loader reads it.
+    """
+    name = rid.rsplit("/", 1)[1]
+    user_name = f"{user}_{_resource_group(rid)}_{name}"
+    server = world.urls.get("kubernetes") or "https://127.0.0.1:6443"
+    cluster_entry: dict[str, Any] = {"server": server}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster_entry}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user_name}}],
+        "current-context": name,
+        "preferences": {},
+        "users": [
+            {
+                "name": user_name,
+                # A static bearer token, as for a cluster with local accounts.
+                "user": {"token": hashlib.sha256(f"{rid.lower()}:{user}".encode()).hexdigest()},
+            }
+        ],
+    }
+    del cluster  # the server address is the emulator's plane whatever the cluster's FQDN
+    return base64.b64encode(json.dumps(config, indent=2).encode()).decode()
+
+
+class ContainerRegistry(Kind):
+    """``Microsoft.ContainerRegistry/registries``: an Azure Container Registry."""
+
+    type = REGISTRY_TYPE
+    long_running = True
+    delete_statuses = (200, 202, 204)
+
+    def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
+        name = rid.rsplit("/", 1)[1]
+        if existing is None and not _REGISTRY_NAME.match(name):
+            raise ArmError(
+                400,
+                "InvalidRegistryName",
+                f"The registry name '{name}' is invalid: it must be 5-50 alphanumeric characters.",
+            )
+        sku = str((body.get("sku") or {}).get("name", ""))
+        if sku.lower() not in _REGISTRY_SKUS:
+            raise ArmError(400, "InvalidSku", f"The sku '{sku}' is not valid.")
+        if existing is None:
+            for other in world.list_by_type(REGISTRY_TYPE):
+                if other["name"].lower() == name.lower() and other["id"].lower() != rid.lower():
+                    raise ArmError(
+                        409,
+                        "AlreadyInUse",
+                        f"The registry DNS name {name.lower()}.azurecr.io is already in use. "
+                        "You can check if the name is already claimed using following API: "
+                        "https://docs.microsoft.com/en-us/rest/api/containerregistry/registries/"
+                        "checknameavailability",
+                    )
+
+    def populate(
+        self, world: World, rid: str, resource: Resource, existing: Resource | None
+    ) -> None:
+        name = rid.rsplit("/", 1)[1]
+        props = resource.setdefault("properties", {})
+        old = (existing or {}).get("properties", {})
+        sku = resource.setdefault("sku", {})
+        sku["tier"] = str(sku.get("name", "Basic")).capitalize()
+        props["loginServer"] = f"{name.lower()}.azurecr.io"
+        props["creationDate"] = old.get("creationDate") or world.now()
+        props.setdefault("adminUserEnabled", False)
+        props.setdefault("publicNetworkAccess", "Enabled")
+        props.setdefault("networkRuleBypassOptions", "AzureServices")
+        props.setdefault("zoneRedundancy", "Disabled")
+        props.setdefault("anonymousPullEnabled", False)
+        props.setdefault("dataEndpointEnabled", False)
+        props["dataEndpointHostNames"] = []
+        props.setdefault("encryption", {"status": "disabled"})
+        props["privateEndpointConnections"] = old.get("privateEndpointConnections", [])
+        props.setdefault(
+            "policies",
+            {
+                "quarantinePolicy": {"status": "disabled"},
+                "trustPolicy": {"type": "Notary", "status": "disabled"},
+                "retentionPolicy": {"days": 7, "status": "disabled"},
+                "exportPolicy": {"status": "enabled"},
+            },
+        )

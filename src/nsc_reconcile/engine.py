@@ -1,0 +1,410 @@
+"""The reconcile engine: read live state, plan, and apply in dependency order.
+
+Owns ordering, parallelism (bounded; single-writer scopes serialized), re-read before write,
+retries (retry.py), skipping the dependents of a failure and reporting. Resource kinds only
+implement the Reconciler protocol (resources/base.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nsc_reconcile.changes import Action, FieldChange, Unknown, diff_fields
+from nsc_reconcile.graph import Graph, build_graph
+from nsc_reconcile.model.base import Resource
+from nsc_reconcile.plan import (
+    ApplyResult,
+    Outcome,
+    Plan,
+    ResourcePlan,
+    ResourceResult,
+)
+from nsc_reconcile.redaction import Redactor
+from nsc_reconcile.resources import has_reconciler, reconciler_for
+from nsc_reconcile.resources.base import Context, Live, has_unknown
+from nsc_reconcile.retry import RetryPolicy, call_with_retry, describe_error
+
+if TYPE_CHECKING:
+    from nsc_reconcile.azure import Clients
+    from nsc_reconcile.model.state import DesiredState
+
+DEFAULT_PARALLELISM = 8
+
+
+class Progress(Protocol):
+    """Receives apply progress (the CLI shows it; runbooks may log it)."""
+
+    def started(self, address: str, action: str) -> None: ...
+
+    def finished(self, address: str, outcome: str, seconds: float) -> None: ...
+
+    def retrying(self, address: str, error: str, delay: float) -> None: ...
+
+
+class PlanStaleError(Exception):
+    """A saved plan no longer matches live state or the desired state; nothing was written."""
+
+
+class _Failure(Exception):
+    """A resource could not be reconciled; ``detail`` says why (already redacted)."""
+
+    def __init__(self, detail: str, outcome: Outcome = Outcome.FAILED) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.outcome = outcome
+
+
+def state_digest(state: DesiredState) -> str:
+    """A fingerprint of the desired state (it holds no secret values)."""
+    return hashlib.sha256(state.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class Engine:
+    """Plans and applies one desired state against one target (Azure or the emulator)."""
+
+    state: DesiredState
+    clients: Clients
+    parallelism: int = DEFAULT_PARALLELISM
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    redactor: Redactor = field(default_factory=Redactor)
+    progress: Progress | None = None
+    state_file: str | None = None
+
+    def __post_init__(self) -> None:
+        graph, issues = build_graph(self.state)
+        if issues:
+            raise ValueError("; ".join(i.message for i in issues))
+        self.graph: Graph = graph
+        self._live: dict[str, Live | None] = {}
+        self._read_errors: dict[str, str] = {}
+        self._outputs: dict[tuple[str, str], Any] = {}
+        self._lock = threading.RLock()
+        self._write_locks: dict[str, threading.Lock] = {}
+        self.context = Context(self.state, self.clients, self._output_of, self._live_of)
+
+    # ------------------------------------------------------------------ reading
+    def _resource(self, address: str) -> Resource:
+        return self.graph.nodes[address]
+
+    def _read(self, address: str) -> Live | None:
+        resource = self._resource(address)
+        reconciler = reconciler_for(resource)
+        live = call_with_retry(
+            lambda: reconciler.read(self.context, resource),
+            policy=self.retry,
+            what=f"read {address}",
+            on_retry=self._on_retry(address),
+        )
+        with self._lock:
+            self._live[address] = live
+            for key in [k for k in self._outputs if k[0] == address]:
+                del self._outputs[key]
+        return live
+
+    def read_all(self, addresses: Iterable[str]) -> None:
+        """Read every address in parallel (bounded); failures are kept per address."""
+        todo = list(addresses)
+        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+            futures = {pool.submit(self._read, a): a for a in todo}
+            for future, address in futures.items():
+                error = future.exception()
+                if error is not None:
+                    with self._lock:
+                        self._read_errors[address] = self.redactor.redact(describe_error(error))
+                        self._live[address] = None
+
+    def _live_of(self, address: str) -> Live | None:
+        with self._lock:
+            if address in self._live:
+                return self._live[address]
+        return self._read(address)
+
+    def _output_of(self, address: str, name: str) -> Any:
+        live = self._live_of(address)
+        if live is None:
+            return Unknown(f"{address}.{name}")
+        key = (address, name)
+        with self._lock:
+            if key in self._outputs:
+                return self._outputs[key]
+        resource = self._resource(address)
+        reconciler = reconciler_for(resource)
+        value = call_with_retry(
+            lambda: reconciler.output(self.context, resource, live, name),
+            policy=self.retry,
+            what=f"read output {name} of {address}",
+        )
+        if isinstance(value, str) and name in _SENSITIVE_OUTPUTS.get(resource.kind, ()):
+            self.redactor.add(value)
+        with self._lock:
+            self._outputs[key] = value
+        return value
+
+    def _on_retry(self, address: str) -> Callable[[str, BaseException, float], None]:
+        def report(_what: str, error: BaseException, delay: float) -> None:
+            if self.progress is not None:
+                self.progress.retrying(address, self.redactor.redact(describe_error(error)), delay)
+
+        return report
+
+    # ----------------------------------------------------------------- planning
+    @property
+    def unsupported(self) -> list[str]:
+        """Resources of kinds this version cannot reconcile (left out of plans)."""
+        return [a for a in self.graph.order() if not has_reconciler(self.graph.nodes[a])]
+
+    def _scope(self, targets: list[str] | None) -> list[str]:
+        left_out = set(self.unsupported)
+        order = [a for a in self.graph.order() if a not in left_out]
+        if not targets:
+            return order
+        wanted: set[str] = set()
+        stack = list(targets)
+        while stack:
+            address = stack.pop()
+            if address not in self.graph.nodes:
+                known = ", ".join(sorted(self.graph.nodes))
+                raise ValueError(f"--target {address}: no such resource; known: {known}")
+            if address not in wanted:
+                wanted.add(address)
+                stack.extend(self.graph.depends_on[address])
+        return [a for a in order if a in wanted and a not in left_out]
+
+    def plan(self, targets: list[str] | None = None) -> Plan:
+        """Read live state and compare. Never writes. One read per resource (plus outputs
+        other resources need, e.g. the OpenAI key for a Key Vault secret)."""
+        scope = self._scope(targets)
+        self.read_all(scope)
+        plans: dict[str, ResourcePlan] = {}
+        for address in scope:
+            plans[address] = self._plan_one(address, plans)
+        return Plan(
+            environment=self.state.environment,
+            subscription_id=self.context.subscription_id,
+            resource_group=self.state.resource_group,
+            resources=[plans[a] for a in scope],
+            state_file=self.state_file,
+            state_digest=state_digest(self.state),
+            targets=list(targets or []),
+            unsupported=[a for a in self.unsupported if not targets or a in targets],
+        )
+
+    def _plan_one(self, address: str, plans: dict[str, ResourcePlan]) -> ResourcePlan:
+        resource = self._resource(address)
+        reconciler = reconciler_for(resource)
+        resource_id = reconciler.resource_id(self.context, resource)
+        if address in self._read_errors:
+            return ResourcePlan(
+                address, Action.BLOCKED, reason=f"read failed: {self._read_errors[address]}",
+                id=resource_id,
+            )  # fmt: skip
+        live = self._live.get(address)
+        if resource.existing:
+            if live is None:
+                return ResourcePlan(
+                    address, Action.BLOCKED, id=resource_id,
+                    reason="existing resource not found; it must exist (this tool never "
+                    "creates or changes existing references)",
+                )  # fmt: skip
+            return ResourcePlan(address, Action.READ, id=resource_id, fingerprint=live.fingerprint)
+        blocked = sorted(
+            d for d in self.graph.depends_on[address]
+            if d in plans and plans[d].action is Action.BLOCKED
+        )  # fmt: skip
+        if blocked:
+            return ResourcePlan(
+                address, Action.BLOCKED, id=resource_id,
+                reason=f"depends on {', '.join(blocked)}, which is blocked",
+            )  # fmt: skip
+        refusal = self._refusal(resource, live)
+        if refusal is not None:
+            return ResourcePlan(
+                address, Action.BLOCKED, id=resource_id, reason=refusal,
+                fingerprint=live.fingerprint if live else None,
+            )  # fmt: skip
+        try:
+            desired = reconciler.desired(self.context, resource)
+        except Exception as error:
+            detail = self.redactor.redact(describe_error(error))
+            return ResourcePlan(
+                address, Action.BLOCKED, id=resource_id, reason=f"cannot compute: {detail}"
+            )
+        changes = diff_fields(
+            desired,
+            live.fields if live else None,
+            sensitive=reconciler.sensitive,
+            immutable=reconciler.immutable,
+            normalize=reconciler.normalize,
+        )
+        if live is None:
+            action = Action.CREATE
+        elif any(c.requires_replacement for c in changes):
+            action = Action.REPLACE
+        elif changes:
+            action = Action.UPDATE
+        else:
+            action = Action.NO_CHANGE
+        reason = None
+        if action is Action.REPLACE:
+            fields = ", ".join(c.path for c in changes if c.requires_replacement)
+            reason = f"Azure cannot change {fields} in place: the resource must be replaced"
+        return ResourcePlan(
+            address,
+            action,
+            changes,
+            reason=reason,
+            id=resource_id,
+            fingerprint=live.fingerprint if live else None,
+        )
+
+    def _refusal(self, resource: Resource, live: Live | None) -> str | None:
+        if live is not None and live.managed is False and not resource.adopt:
+            return (
+                "exists but was not created by nsc-reconcile (no managed-by tag); "
+                "set `adopt: true` on it to take it over"
+            )
+        if live is None and getattr(resource, "mode", None) == "reuse":
+            return "mode is `reuse` but the resource does not exist"
+        return None
+
+    # ------------------------------------------------------------------ applying
+    def apply(self, plan: Plan, *, allow_replace: bool = False, saved: bool = False) -> ApplyResult:
+        """Make live state match: each resource re-read before its write, in dependency
+        order, independent branches in parallel. A failure skips its dependents; the rest
+        finishes. With ``saved``, refuse (writing nothing) if live state or the desired state
+        moved since ``plan`` was made."""
+        start = time.monotonic()
+        scope = [r.address for r in plan.resources]
+        if saved:
+            self._check_not_stale(plan)
+        planned = {r.address: r for r in plan.resources}
+        results: dict[str, ResourceResult] = {}
+        pending = list(scope)
+        running: dict[Future[ResourceResult], str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+            while pending or running:
+                for address in list(pending):
+                    deps = self.graph.depends_on[address] & set(scope)
+                    if not deps <= results.keys():
+                        continue
+                    pending.remove(address)
+                    bad = sorted(d for d in deps if results[d].outcome in _STOPPING)
+                    if bad:
+                        results[address] = ResourceResult(
+                            address, Outcome.SKIPPED, detail=f"skipped: {', '.join(bad)} did not "
+                            "complete",
+                        )  # fmt: skip
+                        continue
+                    future = pool.submit(self._apply_one, address, planned[address], allow_replace)
+                    running[future] = address
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    address = running.pop(future)
+                    results[address] = future.result()
+        ordered = [results[a] for a in scope]
+        return ApplyResult(ordered, seconds=time.monotonic() - start)
+
+    def _check_not_stale(self, plan: Plan) -> None:
+        if plan.state_digest is not None and plan.state_digest != state_digest(self.state):
+            raise PlanStaleError(
+                "the desired state changed since this plan was made; run plan again"
+            )
+        self.read_all(r.address for r in plan.resources)
+        moved = []
+        for planned in plan.resources:
+            live = self._live.get(planned.address)
+            now = live.fingerprint if live is not None else None
+            if now != planned.fingerprint:
+                moved.append(planned.address)
+        if moved:
+            raise PlanStaleError(
+                "live state moved since this plan was made (" + ", ".join(moved) + "); "
+                "nothing was written: run plan again"
+            )
+
+    def _apply_one(
+        self, address: str, planned: ResourcePlan, allow_replace: bool
+    ) -> ResourceResult:
+        start = time.monotonic()
+        if self.progress is not None:
+            self.progress.started(address, planned.action.value)
+        try:
+            outcome, changes, detail = self._reconcile(address, planned, allow_replace)
+        except _Failure as failure:
+            outcome, changes, detail = failure.outcome, [], failure.detail
+        except Exception as error:
+            outcome, changes = Outcome.FAILED, []
+            detail = self.redactor.redact(describe_error(error))
+        seconds = time.monotonic() - start
+        if self.progress is not None:
+            self.progress.finished(address, outcome.value, seconds)
+        return ResourceResult(address, outcome, changes, detail, seconds)
+
+    def _reconcile(
+        self, address: str, planned: ResourcePlan, allow_replace: bool
+    ) -> tuple[Outcome, list[FieldChange], str | None]:
+        resource = self._resource(address)
+        reconciler = reconciler_for(resource)
+        if planned.action is Action.BLOCKED and not resource.existing:
+            raise _Failure(planned.reason or "blocked", Outcome.BLOCKED)
+        live = self._read(address)  # re-read before write: the plan is only a preview
+        if resource.existing:
+            if live is None:
+                raise _Failure("existing resource not found", Outcome.FAILED)
+            return Outcome.FOUND, [], None
+        refusal = self._refusal(resource, live)
+        if refusal is not None:
+            raise _Failure(refusal, Outcome.BLOCKED)
+        desired = reconciler.desired(self.context, resource)
+        if has_unknown(desired):
+            missing = ", ".join(str(v) for v in desired.values() if isinstance(v, Unknown))
+            raise _Failure(f"inputs not available: {missing}")
+        changes = diff_fields(
+            desired,
+            live.fields if live else None,
+            sensitive=reconciler.sensitive,
+            immutable=reconciler.immutable,
+            normalize=reconciler.normalize,
+        )
+        if live is not None and not changes:
+            return Outcome.UNCHANGED, [], None
+        if any(c.requires_replacement for c in changes) and not allow_replace:
+            fields = ", ".join(c.path for c in changes if c.requires_replacement)
+            raise _Failure(
+                f"requires replacement ({fields} cannot change in place); not done without "
+                "--allow-replace",
+                Outcome.BLOCKED,
+            )
+        lock = self._write_lock(reconciler.lock_key(resource))
+        with lock:
+            call_with_retry(
+                lambda: reconciler.write(self.context, resource, live),
+                policy=self.retry,
+                what=f"write {address}",
+                on_retry=self._on_retry(address),
+            )
+        self._read(address)
+        return (Outcome.CREATED if live is None else Outcome.UPDATED), changes, None
+
+    def _write_lock(self, key: str | None) -> threading.Lock:
+        if key is None:
+            return threading.Lock()
+        with self._lock:
+            return self._write_locks.setdefault(key, threading.Lock())
+
+
+_STOPPING = (Outcome.FAILED, Outcome.SKIPPED, Outcome.BLOCKED)
+
+# Outputs whose values are secrets; every value read is registered with the redactor.
+_SENSITIVE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "openai_account": ("primary_key", "secondary_key"),
+}

@@ -1,0 +1,311 @@
+"""The small protocol every resource kind implements; the engine owns everything else.
+
+A reconciler says how to read one resource (one GET, never a write), how to express the
+desired state in the same normalized flat shape as the live one, how to write it
+(read-merge-write, keeping what we do not own), and what outputs it offers to others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from nsc_reconcile.changes import Unknown
+from nsc_reconcile.model.base import Resource
+
+if TYPE_CHECKING:
+    from nsc_reconcile.azure import Clients
+    from nsc_reconcile.model.state import DesiredState
+
+MANAGED_BY_TAG = "managed-by"
+MANAGED_BY_VALUE = "nsc-reconcile"
+
+R = TypeVar("R", bound=Resource)
+
+
+@dataclass
+class Live:
+    """A resource as read from Azure.
+
+    ``fields`` is normalized to the reconciler's flat desired shape (dotted paths); ``raw`` is
+    what the SDK returned, kept for read-merge-write; ``managed`` is whether it carries our
+    managed-by marker (None where the kind cannot carry one)."""
+
+    id: str
+    fields: dict[str, Any]
+    raw: Any = None
+    etag: str | None = None
+    managed: bool | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the resource changes (used to refuse stale saved plans)."""
+        text = json.dumps([self.fields, self.etag], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Context:
+    """What a reconciler may use: the state, the clients, and other resources' outputs."""
+
+    def __init__(
+        self,
+        state: DesiredState,
+        clients: Clients,
+        output_of: Callable[[str, str], Any],
+        live_of: Callable[[str], Live | None],
+    ) -> None:
+        self.state = state
+        self.clients = clients
+        self._output_of = output_of
+        self._live_of = live_of
+
+    @property
+    def subscription_id(self) -> str:
+        return self.clients.target.subscription_id
+
+    @property
+    def resource_group(self) -> str:
+        return self.state.resource_group
+
+    def rg_id(self, resource_group: str | None = None) -> str:
+        group = resource_group or self.state.resource_group
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{group}"
+
+    def output(self, address: str, name: str) -> Any:
+        """Output ``name`` of the resource at ``address``; Unknown until it exists."""
+        return self._output_of(address, name)
+
+    def live(self, address: str) -> Live | None:
+        """The live state of another resource (as read in this run), or None if absent."""
+        return self._live_of(address)
+
+    def tags(self, own: dict[str, str] | None = None) -> dict[str, str]:
+        """Tags we put on what we create: the state's tags, the resource's, managed-by."""
+        return {**self.state.tags, **(own or {}), MANAGED_BY_TAG: MANAGED_BY_VALUE}
+
+
+class Reconciler(Generic[R]):
+    """How one kind of resource is read, compared and written."""
+
+    kind: ClassVar[str]
+    # Flat field paths whose values are secrets (shown as "(sensitive)").
+    sensitive: ClassVar[frozenset[str]] = frozenset()
+    # Flat field paths Azure cannot change in place (a change requires replacement).
+    immutable: ClassVar[frozenset[str]] = frozenset()
+
+    def resource_id(self, ctx: Context, resource: R) -> str:
+        """The ARM id (or another stable identifier) of the resource."""
+        raise NotImplementedError
+
+    def read(self, ctx: Context, resource: R) -> Live | None:
+        """Read the live resource; None when it does not exist. Never writes."""
+        raise NotImplementedError
+
+    def desired(self, ctx: Context, resource: R) -> dict[str, Any]:
+        """The declared fields, normalized to the same flat shape as ``Live.fields``."""
+        raise NotImplementedError
+
+    def write(self, ctx: Context, resource: R, live: Live | None) -> None:
+        """Create or update (merging into ``live.raw`` what we do not own) and wait."""
+        raise NotImplementedError
+
+    def output(self, ctx: Context, resource: R, live: Live, name: str) -> Any:
+        """Output ``name`` (see model.secrets.OUTPUTS) of the existing resource."""
+        raise KeyError(f"{self.kind} has no output {name!r}")
+
+    def lock_key(self, resource: R) -> str | None:
+        """Writes sharing a key never run at the same time (Azure single-writer scopes)."""
+        return None
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Map flat fields to a comparable form; the default compares values as they are."""
+        return fields
+
+
+def has_unknown(values: dict[str, Any]) -> bool:
+    """Whether any desired value is only known after apply."""
+    return any(isinstance(v, Unknown) for v in values.values())
+
+
+def norm_id(value: str | None) -> str | None:
+    """ARM ids compare case-insensitively; compare them lower-cased, without trailing /."""
+    return value.rstrip("/").lower() if value else value
+
+
+def norm_location(value: str | None) -> str | None:
+    """`Korea Central` and `koreacentral` are one location."""
+    return value.replace(" ", "").lower() if value else value
+
+
+# ---------------------------------------------------------------- wire-shape helpers
+def to_wire(obj: Any) -> dict[str, Any]:
+    """An SDK model (msrest-style or hybrid) or dict as Azure's REST JSON (all fields)."""
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    serialize = getattr(obj, "serialize", None)
+    if callable(serialize):  # msrest-style models
+        result: dict[str, Any] = serialize(keep_readonly=True)
+        return result
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):  # hybrid (TypeSpec) models: Mapping with REST names
+        return dict(as_dict())
+    raise TypeError(f"cannot read {type(obj).__name__} as REST JSON")
+
+
+def writable_wire(obj: Any) -> dict[str, Any]:
+    """Like ``to_wire`` but without read-only fields: what a PUT may send back."""
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return dict(obj)
+    serialize = getattr(obj, "serialize", None)
+    if callable(serialize):
+        result: dict[str, Any] = serialize(keep_readonly=False)
+        return result
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):
+        return dict(as_dict(exclude_readonly=True))
+    raise TypeError(f"cannot write {type(obj).__name__} as REST JSON")
+
+
+def flatten(wire: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"properties": {"a": 1}}`` -> ``{"properties.a": 1}``; lists are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in wire.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``flatten`` (tags keep their dotted remainder as one key)."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        head, _, rest = path.partition(".")
+        if head == "tags":
+            nested.setdefault("tags", {})[rest] = value
+            continue
+        parts = path.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def deep_merge(base: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """``ours`` over ``base``: mappings merge, anything else is replaced by ours."""
+    merged = dict(base)
+    for key, value in ours.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def tag_fields(tags: dict[str, str] | None) -> dict[str, Any]:
+    """Tags as flat fields (``tags.<name>``), so only our tags are compared."""
+    return {f"tags.{k}": v for k, v in (tags or {}).items()}
+
+
+def is_managed(tags: dict[str, str] | None) -> bool:
+    return (tags or {}).get(MANAGED_BY_TAG) == MANAGED_BY_VALUE
+
+
+class ArmReconciler(Reconciler[R]):
+    """An ARM resource read with one GET and written with one PUT of a merged body.
+
+    Subclasses say how to GET and PUT with their SDK client and which fields they declare
+    (``declared``: flat REST paths such as ``properties.publicNetworkAccess``). Writes start
+    from the live resource without its read-only fields, so what others set survives."""
+
+    tagged: ClassVar[bool] = True  # carries tags, hence the managed-by marker
+    set_like: ClassVar[frozenset[str]] = frozenset()  # list fields compared as sets
+    # Values the service assumes when a field is absent: absent compares equal to them, and
+    # a declared field equal to its default is not sent when the live resource omits it.
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def get(self, ctx: Context, resource: R) -> Any:
+        """The SDK GET; raises ResourceNotFoundError when absent."""
+        raise NotImplementedError
+
+    def put(self, ctx: Context, resource: R, body: dict[str, Any], etag: str | None) -> None:
+        """The SDK create-or-update with ``body``; waits for completion."""
+        raise NotImplementedError
+
+    def declared(self, ctx: Context, resource: R) -> dict[str, Any]:
+        """The fields we own, flat, as they are written."""
+        raise NotImplementedError
+
+    def read(self, ctx: Context, resource: R) -> Live | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            raw = self.get(ctx, resource)
+        except ResourceNotFoundError:
+            return None
+        wire = to_wire(raw)
+        return Live(
+            id=str(wire.get("id") or self.resource_id(ctx, resource)),
+            fields=flatten(wire),
+            raw=raw,
+            etag=wire.get("etag"),
+            managed=is_managed(wire.get("tags")) if self.tagged else None,
+        )
+
+    def desired(self, ctx: Context, resource: R) -> dict[str, Any]:
+        return self.declared(ctx, resource)
+
+    def write(self, ctx: Context, resource: R, live: Live | None) -> None:
+        base = writable_wire(live.raw) if live is not None else {}
+        current = live.fields if live is not None else {}
+        ours = {
+            path: value
+            for path, value in self.declared(ctx, resource).items()
+            if not (path in self.defaults and value == self.defaults[path] and path not in current)
+        }
+        body = deep_merge(base, unflatten(ours))
+        self.put(ctx, resource, body, live.etag if live is not None else None)
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Casing of ids and locations and order of set-like lists never count as changes."""
+        normalized: dict[str, Any] = {}
+        fields = {**{p: v for p, v in self.defaults.items() if p not in fields}, **fields}
+        for path, value in fields.items():
+            leaf = path.rsplit(".", 1)[-1]
+            if isinstance(value, Unknown):
+                normalized[path] = value
+            elif path == "location" and isinstance(value, str):
+                normalized[path] = norm_location(value)
+            elif isinstance(value, str) and (leaf == "id" or leaf.endswith("Id")) and "/" in value:
+                normalized[path] = norm_id(value)
+            elif path in self.set_like and isinstance(value, list):
+                normalized[path] = sorted(value, key=lambda v: json.dumps(v, sort_keys=True))
+            else:
+                normalized[path] = value
+        return normalized
+
+
+M = TypeVar("M")
+
+
+def sdk_model(model: type[M], body: dict[str, Any]) -> M:
+    """A REST-shaped ``body`` as an instance of the SDK model class ``model``."""
+    if issubclass(model, MutableMapping):  # hybrid (TypeSpec) models take the mapping
+        hybrid: Callable[[dict[str, Any]], M] = model
+        return hybrid(body)
+    deserialize = getattr(model, "deserialize", None)
+    if deserialize is None:
+        raise TypeError(f"{model.__name__} is not an Azure SDK model")
+    result: M = deserialize(body)  # msrest-style: REST keys -> model
+    return result
