@@ -1,10 +1,91 @@
-"""Shared fixtures for every test."""
+"""Shared fixtures: the repository's files, and the emulator for tests that talk to it.
+
+``emulator_session`` (session: one running baseline emulator) and ``emu`` (function: the same
+emulator after POST reset, cleared faults and log), ``ctl`` (its control interface) and
+``clients`` (SDK clients wired to it). With ``NSC_TRAFFIC_DIR`` set, all traffic served in
+the session is exported there as oav exchanges at teardown.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 
+from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.emulator.app import Emulator
+from nsc_reconcile.emulator.traffic import export_exchanges
 from tests.paths import DESIRED_STATE
+
+# Loopback only, never through a proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def control(emu: Emulator, method: str, what: str, body: Any = None) -> Any:
+    """Call ``{arm}/_emulator/{what}``; returns the decoded JSON answer (None when empty)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{emu.info['arm']}/_emulator/{what}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with _OPENER.open(request, timeout=10) as answer:
+        raw = answer.read()
+    return json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="session")
+def emulator_session() -> Iterator[Emulator]:
+    traffic_dir = os.environ.get("NSC_TRAFFIC_DIR")
+    emulator = Emulator(world="baseline")
+    emulator.controls.keep_history = bool(traffic_dir)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        if traffic_dir:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            export_exchanges(emulator.controls.history(), traffic_dir, prefix=f"{worker}-")
+        emulator.stop()
+
+
+@pytest.fixture
+def emu(emulator_session: Emulator) -> Emulator:
+    control(emulator_session, "POST", "reset")
+    control(emulator_session, "DELETE", "faults")
+    control(emulator_session, "DELETE", "requests")
+    return emulator_session
+
+
+@pytest.fixture
+def ctl(emu: Emulator) -> Callable[..., Any]:
+    """``ctl(method, what, body=None)``: the control interface of the test's emulator."""
+
+    def call(method: str, what: str, body: Any = None) -> Any:
+        return control(emu, method, what, body)
+
+    return call
+
+
+@pytest.fixture
+def clients(emu: Emulator) -> Clients:
+    """SDK clients wired to the emulator (fresh per test; no retries beyond azure-core's)."""
+    return Clients(AzureTarget.for_emulator(emu.info["arm"]))
+
+
+@pytest.fixture
+def make_clients(emu: Emulator) -> Callable[..., Clients]:
+    """Build clients with other settings, e.g. ``make_clients(retry_total=0)``."""
+
+    def build(**kwargs: Any) -> Clients:
+        return Clients(AzureTarget.for_emulator(emu.info["arm"], **kwargs))
+
+    return build
 
 
 @pytest.fixture

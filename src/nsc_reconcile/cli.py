@@ -122,14 +122,20 @@ def _target(emulator_url: str | None, subscription_id: str | None) -> Iterator[t
     yield Clients(AzureTarget.for_emulator(emulator_url)), f"emulator at {emulator_url}"
 
 
-def _engine(state: DesiredState, clients: Clients, file: Path | None, parallelism: int) -> Engine:
+def _engine(
+    state: DesiredState,
+    clients: Clients,
+    file: Path | None,
+    parallelism: int,
+    progress: ConsoleProgress | None = None,
+) -> Engine:
     from nsc_reconcile.engine import Engine
 
     return Engine(
         state,
         clients,
         parallelism=parallelism,
-        progress=ConsoleProgress(sys.stderr),
+        progress=progress,
         state_file=str(file) if file is not None else None,
     )
 
@@ -209,7 +215,8 @@ def apply(
     state = load_desired_state(file, env=env)
     with _target(emulator_url, state.subscription_id) as (clients, where):
         err.print(f"applying {file} ({state.environment}) to {where}", highlight=False)
-        engine = _engine(state, clients, file, parallelism)
+        progress = ConsoleProgress(sys.stderr)
+        engine = _engine(state, clients, file, parallelism, progress)
         planned = saved if saved is not None else engine.plan()
         out_console.print(planned.render("text"), highlight=False, markup=False, soft_wrap=True)
         if not planned.has_changes and not planned.blocked:
@@ -222,8 +229,7 @@ def apply(
                 err.print("apply cancelled; nothing was written", highlight=False)
                 return EXIT_ERROR
         try:
-            assert engine.progress is not None
-            with engine.progress:  # type: ignore[attr-defined]
+            with progress:
                 result = engine.apply(planned, allow_replace=allow_replace, saved=saved is not None)
         except PlanStaleError as stale:
             raise click.ClickException(str(stale)) from None

@@ -87,6 +87,7 @@ class Engine:
         self._outputs: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()
         self._write_locks: dict[str, threading.Lock] = {}
+        self._read_locks: dict[str, threading.Lock] = {}
         self.context = Context(self.state, self.clients, self._output_of, self._live_of)
 
     # ------------------------------------------------------------------ reading
@@ -108,11 +109,27 @@ class Engine:
                 del self._outputs[key]
         return live
 
-    def read_all(self, addresses: Iterable[str]) -> None:
+    def _read_once(self, address: str) -> Live | None:
+        """The live state as read in this run: read it unless already read (or being read,
+        in which case wait for that read). One read per resource per plan."""
+        with self._lock:
+            lock = self._read_locks.setdefault(address, threading.Lock())
+        with lock:
+            with self._lock:
+                if address in self._live:
+                    return self._live[address]
+            return self._read(address)
+
+    def read_all(self, addresses: Iterable[str], *, fresh: bool = False) -> None:
         """Read every address in parallel (bounded); failures are kept per address."""
         todo = list(addresses)
+        if fresh:
+            with self._lock:
+                for address in todo:
+                    self._live.pop(address, None)
+                    self._read_errors.pop(address, None)
         with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
-            futures = {pool.submit(self._read, a): a for a in todo}
+            futures = {pool.submit(self._read_once, a): a for a in todo}
             for future, address in futures.items():
                 error = future.exception()
                 if error is not None:
@@ -121,10 +138,7 @@ class Engine:
                         self._live[address] = None
 
     def _live_of(self, address: str) -> Live | None:
-        with self._lock:
-            if address in self._live:
-                return self._live[address]
-        return self._read(address)
+        return self._read_once(address)
 
     def _output_of(self, address: str, name: str) -> Any:
         live = self._live_of(address)
@@ -181,7 +195,7 @@ class Engine:
         """Read live state and compare. Never writes. One read per resource (plus outputs
         other resources need, e.g. the OpenAI key for a Key Vault secret)."""
         scope = self._scope(targets)
-        self.read_all(scope)
+        self.read_all(scope, fresh=True)
         plans: dict[str, ResourcePlan] = {}
         for address in scope:
             plans[address] = self._plan_one(address, plans)
@@ -318,7 +332,7 @@ class Engine:
             raise PlanStaleError(
                 "the desired state changed since this plan was made; run plan again"
             )
-        self.read_all(r.address for r in plan.resources)
+        self.read_all((r.address for r in plan.resources), fresh=True)
         moved = []
         for planned in plan.resources:
             live = self._live.get(planned.address)

@@ -312,11 +312,24 @@ class DnsServer:
             if self._servers:
                 return self
             resolver = _DnslibResolver(self.resolver)
-            udp = DNSServer(resolver, port=self._port, address=self._host, logger=_QuietLogger())
-            port = int(udp.server.server_address[1])
-            tcp = DNSServer(
-                resolver, port=port, address=self._host, logger=_QuietLogger(), tcp=True
-            )
+            # UDP and TCP share one port number. With an ephemeral port the kernel picks the
+            # UDP one, and that number may be taken for TCP: then try another.
+            attempts = 1 if self._port else 20
+            for attempt in range(attempts):
+                udp = DNSServer(
+                    resolver, port=self._port, address=self._host, logger=_QuietLogger()
+                )
+                port = int(udp.server.server_address[1])
+                try:
+                    tcp = DNSServer(
+                        resolver, port=port, address=self._host, logger=_QuietLogger(), tcp=True
+                    )
+                except OSError:
+                    udp.server.server_close()
+                    if attempt == attempts - 1:
+                        raise
+                    continue
+                break
             self._servers = [udp, tcp]
             for server in self._servers:
                 server.server.daemon_threads = True

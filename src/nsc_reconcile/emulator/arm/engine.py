@@ -108,7 +108,18 @@ class ArmEngine:
                 self.settle()
                 return self._dispatch(request)
         except ArmError as err:
-            return err.response()
+            response = err.response()
+            kind = self._kind_of_path(request.path)
+            if kind is not None and kind.flat_errors:
+                response.body = response.body["error"]  # this type's spec: {code, message}
+            return response
+
+    def _kind_of_path(self, path: str) -> Kind | None:
+        try:
+            parsed = parse_path(path, "GET")
+        except ValueError:  # an unparsable path has no kind
+            return None
+        return self.world.kind_for(parsed.arm_type) if parsed.namespace else None
 
     def _dispatch(self, request: Request) -> Response:
         parsed = parse_path(request.path, request.method)

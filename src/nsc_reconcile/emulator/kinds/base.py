@@ -41,6 +41,9 @@ class Kind:
     type_field: ClassVar[bool] = True
     system_data: ClassVar[bool] = True
     provisioning_state: ClassVar[bool] = True
+    # Error bodies as the type's REST spec defines them: ARM's {"error": {...}} by default,
+    # or {code, message} at the top level (older Insights and some Network operations).
+    flat_errors: ClassVar[bool] = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         """Raise ArmError (400 InvalidParameter, 409 ...) when Azure would refuse ``body``."""

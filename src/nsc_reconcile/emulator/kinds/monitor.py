@@ -52,6 +52,7 @@ class ActionGroup(Kind):
     """``Microsoft.Insights/actionGroups``: notification receivers (location ``Global``)."""
 
     type = ACTION_GROUP_TYPE
+    flat_errors = True  # 2023-01-01 ErrorResponse is {code, message}
     etag_field = False  # not in the 2023-01-01 schema
     system_data = False
     provisioning_state = False  # not in the 2023-01-01 schema

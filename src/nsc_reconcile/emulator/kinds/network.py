@@ -626,6 +626,7 @@ class PrivateEndpoint(Kind):
     subnet, auto-approves ``privateLinkServiceConnections`` (manual ones stay Pending) and
     records the connection on the target resource."""
 
+    flat_errors = True  # PrivateEndpoints_* answer network.json's flat `Error`
     type = PE_TYPE
     system_data = False  # not in Microsoft.Network's REST schemas
     long_running = True

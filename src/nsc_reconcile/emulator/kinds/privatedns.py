@@ -207,6 +207,8 @@ class _RecordSetKind(Kind):
 
     record_field: ClassVar[str]
     location_required = False
+    system_data = False  # not in the 2024-06-01 RecordSet schema
+    provisioning_state = False
     put_statuses: ClassVar[tuple[int, ...]] = (201, 200)
     delete_statuses: ClassVar[tuple[int, ...]] = (200, 204)
 
