@@ -88,7 +88,9 @@ class Engine:
         self._lock = threading.RLock()
         self._write_locks: dict[str, threading.Lock] = {}
         self._read_locks: dict[str, threading.Lock] = {}
-        self.context = Context(self.state, self.clients, self._output_of, self._live_of)
+        self.context = Context(
+            self.state, self.clients, self._output_of, self._live_of, self.redactor.add
+        )
 
     # ------------------------------------------------------------------ reading
     def _resource(self, address: str) -> Resource:
@@ -407,7 +409,11 @@ class Engine:
                 on_retry=self._on_retry(address),
             )
         self._read(address)
-        return (Outcome.CREATED if live is None else Outcome.UPDATED), changes, None
+        if live is None:
+            return Outcome.CREATED, changes, None
+        if any(c.requires_replacement for c in changes):
+            return Outcome.REPLACED, changes, None
+        return Outcome.UPDATED, changes, None
 
     def _write_lock(self, key: str | None) -> threading.Lock:
         if key is None:

@@ -150,6 +150,7 @@ class Outcome(enum.StrEnum):
 
     CREATED = "created"
     UPDATED = "updated"
+    REPLACED = "replaced"
     UNCHANGED = "unchanged"
     FOUND = "found"  # existing reference, present
     FAILED = "failed"
@@ -189,7 +190,8 @@ class ApplyResult:
 
     @property
     def writes(self) -> list[ResourceResult]:
-        return [r for r in self.resources if r.outcome in (Outcome.CREATED, Outcome.UPDATED)]
+        written = (Outcome.CREATED, Outcome.UPDATED, Outcome.REPLACED)
+        return [r for r in self.resources if r.outcome in written]
 
     def get(self, address: str) -> ResourceResult:
         for resource in self.resources:

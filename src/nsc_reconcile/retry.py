@@ -104,7 +104,9 @@ def call_with_retry(
     on_retry: Callable[[str, BaseException, float], None] | None = None,
 ) -> T:
     """Run ``fn``; retry transient failures per ``policy``; re-raise the last failure."""
-    backoff = wait_exponential_jitter(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
+    backoff = wait_exponential_jitter(
+        multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.initial_wait_s
+    )
 
     def wait(state: RetryCallState) -> float:
         return max(_retry_after(state), backoff(state))

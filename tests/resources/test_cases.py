@@ -83,6 +83,8 @@ def test_case(path: Path) -> None:
     ctx = Context(SEED, _Clients(), output_of, lambda address: others.get(address))  # type: ignore[arg-type]
     reconciler = reconciler_for(resource)
     live = _live(case.get("live"))
+    if live is not None:
+        live = reconciler.refine(ctx, resource, live)
     desired = reconciler.desired(ctx, resource)
     changes = diff_fields(
         desired,

@@ -57,11 +57,18 @@ class Context:
         clients: Clients,
         output_of: Callable[[str, str], Any],
         live_of: Callable[[str], Live | None],
+        register_secret: Callable[[str], None] | None = None,
     ) -> None:
         self.state = state
         self.clients = clients
         self._output_of = output_of
         self._live_of = live_of
+        self._register_secret = register_secret
+
+    def register_secret(self, value: str | None) -> None:
+        """Declare a secret value this run handles: it is redacted from every output."""
+        if value is not None and self._register_secret is not None:
+            self._register_secret(value)
 
     @property
     def subscription_id(self) -> str:
@@ -120,6 +127,10 @@ class Reconciler(Generic[R]):
     def lock_key(self, resource: R) -> str | None:
         """Writes sharing a key never run at the same time (Azure single-writer scopes)."""
         return None
+
+    def refine(self, ctx: Context, resource: R, live: Live) -> Live:
+        """Derive comparable fields from what was read (pure: no calls). Default: as read."""
+        return live
 
     def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Map flat fields to a comparable form; the default compares values as they are."""
@@ -255,13 +266,14 @@ class ArmReconciler(Reconciler[R]):
         except ResourceNotFoundError:
             return None
         wire = to_wire(raw)
-        return Live(
+        live = Live(
             id=str(wire.get("id") or self.resource_id(ctx, resource)),
             fields=flatten(wire),
             raw=raw,
             etag=wire.get("etag"),
             managed=is_managed(wire.get("tags")) if self.tagged else None,
         )
+        return self.refine(ctx, resource, live)
 
     def desired(self, ctx: Context, resource: R) -> dict[str, Any]:
         return self.declared(ctx, resource)

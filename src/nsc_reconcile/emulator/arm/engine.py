@@ -219,6 +219,7 @@ class ArmEngine:
         if len(parsed.types) > 1 or parse_path(parsed.scope, "PUT").what == "resource":
             self._require_parent(parsed)
             items = self.world.children(parsed.parent_id, kind.type)
+            items = kind.list_view(self.world, parsed.parent_id, items)
         else:
             prefix = parsed.scope.lower() + "/"
             items = [
@@ -243,7 +244,7 @@ class ArmEngine:
     # ---- single resources ----------------------------------------------------------------
     def _resource(self, request: Request, parsed: ParsedPath, rid: str, kind: Kind) -> Response:
         method = request.method
-        existing = self.world.get(rid)
+        existing = self._view(kind, rid, self.world.get(rid))
         if method in ("GET", "HEAD"):
             if existing is None:
                 if kind.type.lower() == RG_TYPE:
@@ -267,6 +268,11 @@ class ArmEngine:
         if method == "DELETE":
             return self._delete(request, rid, kind, existing)
         raise ArmError(405, "MethodNotAllowed", f"{method} is not supported on {kind.type}.")
+
+    def _view(self, kind: Kind, rid: str, stored: Resource | None) -> Resource | None:
+        """The resource as ARM shows it: kinds with a ``view`` hook derive it (e.g. a Key
+        Vault secret from the secret store, which the data plane writes too)."""
+        return kind.view(self.world, self.world.canonical_id(rid), stored)
 
     @staticmethod
     def _bad_json(exc: Exception) -> ArmError:

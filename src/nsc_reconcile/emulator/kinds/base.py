@@ -62,6 +62,15 @@ class Kind:
     def after_delete(self, world: World, rid: str, resource: Resource) -> None:
         """Platform side effects after a delete."""
 
+    def view(self, world: World, rid: str, stored: Resource | None) -> Resource | None:
+        """The resource as GET shows it; by default what is stored. A kind whose truth lives
+        elsewhere (Key Vault secrets, written by the data plane too) derives it here."""
+        return stored
+
+    def list_view(self, world: World, parent_rid: str, items: list[Resource]) -> list[Resource]:
+        """The children a list shows; by default the stored ones."""
+        return items
+
     def action(self, world: World, rid: str, name: str, body: Any) -> Any:
         """POST ``{rid}/{name}`` (e.g. ``listKeys``). Return the JSON body for 200."""
         raise ArmError(404, "NotFound", f"action {name} is not supported on {self.type}")

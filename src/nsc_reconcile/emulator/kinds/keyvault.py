@@ -122,10 +122,13 @@ class VaultSecret(Kind):
         content_type = props.get("contentType")
         attributes = props.get("attributes") or {}
         try:
+            tags = resource.get("tags")
             if value is not None:
-                record = world.secrets.set(vault, name, str(value), content_type=content_type)
+                record = world.secrets.set(
+                    vault, name, str(value), content_type=content_type, tags=tags
+                )
             else:
-                record = world.secrets.get(vault, name)
+                record = world.secrets.update(vault, name, content_type=content_type, tags=tags)
             if "enabled" in attributes or "nbf" in attributes or "exp" in attributes:
                 record = world.secrets.update(
                     vault,
@@ -147,6 +150,48 @@ class VaultSecret(Kind):
         props["attributes"] = shown
         if record.get("contentType") is not None:
             props["contentType"] = record["contentType"]
+
+    def view(self, world: World, rid: str, stored: Resource | None) -> Resource | None:
+        """ARM shows the secret store's latest version: also secrets written through the
+        data plane (or seeded), with their data-plane tags; none once soft-deleted."""
+        vault_id, _, name = rid.rsplit("/", 2)
+        vault_resource = world.get(vault_id)
+        if vault_resource is None:
+            return None
+        try:
+            record = world.secrets.get(vault_id.rsplit("/", 1)[1], name)
+        except SecretError:
+            return None
+        base = world.secrets.vault_url(str(vault_resource["name"]))
+        shown: Resource = {
+            k: v for k, v in (stored or {}).items() if k in ("id", "name", "type", "systemData")
+        }
+        shown.setdefault("id", f"{vault_resource['id']}/secrets/{record['name']}")
+        shown.setdefault("name", record["name"])
+        shown.setdefault("type", SECRET_TYPE)
+        if vault_resource.get("location"):
+            shown["location"] = vault_resource["location"]
+        shown["tags"] = dict(record.get("tags") or {})
+        props: Resource = {}
+        if record.get("contentType") is not None:
+            props["contentType"] = record["contentType"]
+        props["attributes"] = {
+            k: v for k, v in record["attributes"].items() if k in _ARM_ATTRIBUTES
+        }
+        props["secretUri"] = f"{base}secrets/{record['name']}"
+        props["secretUriWithVersion"] = f"{base}secrets/{record['name']}/{record['version']}"
+        shown["properties"] = props
+        return shown
+
+    def list_view(self, world: World, vault_id: str, stored: list[Resource]) -> list[Resource]:
+        by_name = {str(s.get("name", "")).lower(): s for s in stored}
+        out = []
+        for record in world.secrets.list(vault_id.rsplit("/", 1)[1]):
+            rid = f"{vault_id}/secrets/{record['name']}"
+            view = self.view(world, rid, by_name.get(record["name"].lower()))
+            if view is not None:
+                out.append(view)
+        return out
 
 
 _ARM_ATTRIBUTES = ("enabled", "nbf", "exp", "created", "updated")

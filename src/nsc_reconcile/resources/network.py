@@ -1,0 +1,452 @@
+"""Private endpoints (with their DNS zone group and the A records it makes) and NSG rules.
+
+A private endpoint owns its subnet, connection, NIC name, location, tags and ONE zone group
+(`dns_zone_group.name`); zone groups of other names (platform policy) are never touched. NSG
+rules are child resources of an existing NSG: the NSG itself is never written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsc_reconcile.changes import Unknown, diff_fields
+from nsc_reconcile.model.network import NsgRule, PrivateEndpoint, RuleEnds
+from nsc_reconcile.resources.base import (
+    ArmReconciler,
+    Context,
+    Live,
+    Reconciler,
+    deep_merge,
+    flatten,
+    is_managed,
+    sdk_model,
+    tag_fields,
+    to_wire,
+    unflatten,
+    writable_wire,
+)
+
+PE_TYPE = "Microsoft.Network/privateEndpoints"
+NSG_TYPE = "Microsoft.Network/networkSecurityGroups"
+
+# Live.fields of a private endpoint also hold its zone group (as GET returns it) under
+# ZONE_GROUP, and the A record addresses found in each zone under DNS_RECORDS.<zone>.
+ZONE_GROUP = "dnsZoneGroup"
+DNS_RECORDS = "dnsRecords"
+_ZONE_CONFIGS = f"{ZONE_GROUP}.properties.privateDnsZoneConfigs"
+_AUTO = "properties.privateLinkServiceConnections"
+_MANUAL = "properties.manualPrivateLinkServiceConnections"
+
+
+def _rg_of(arm_id: str) -> str:
+    return arm_id.split("/")[4]
+
+
+def _name_of(arm_id: str) -> str:
+    return arm_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _subnet(ctx: Context, ref: str) -> dict[str, Any] | Unknown:
+    """The subnet ``<vnet>/<subnet>`` as ARM shows it (inside its VNet), Unknown when the
+    VNet was not read; raises LookupError when the VNet has no such subnet."""
+    vnet_name, _, subnet_name = ref.partition("/")
+    vnet = ctx.live(f"virtual_network/{vnet_name}")
+    if vnet is None:
+        return Unknown(f"virtual_network/{vnet_name}.subnets.{subnet_name}")
+    subnets: dict[str, Any] = vnet.facts.get("subnets") or {
+        s.get("name"): s for s in to_wire(vnet.raw).get("properties", {}).get("subnets", [])
+    }
+    for name, subnet in subnets.items():
+        if str(name).lower() == subnet_name.lower():
+            return dict(subnet)
+    raise LookupError(f"virtual network {vnet_name} has no subnet {subnet_name}")
+
+
+def _subnet_prefixes(ctx: Context, ref: str) -> list[str] | Unknown:
+    subnet = _subnet(ctx, ref)
+    if isinstance(subnet, Unknown):
+        return subnet
+    props = subnet.get("properties") or {}
+    if props.get("addressPrefix"):
+        return [str(props["addressPrefix"])]
+    return [str(p) for p in props.get("addressPrefixes") or []]
+
+
+# ------------------------------------------------------------------------ private endpoints
+class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
+    """A private endpoint and its DNS zone group: one resource, two PUTs (endpoint, then
+    zone group), each only when it differs. Reading costs a GET of the endpoint, of the zone
+    group and of the A record in each zone; a missing or wrong A record is drift, repaired
+    by writing the zone group again (Azure then rewrites the record)."""
+
+    kind = "private_endpoint"
+    # Azure refuses to move an endpoint or change its connection or NIC name.
+    immutable = frozenset(
+        {
+            "location",
+            "properties.subnet.id",
+            _AUTO,
+            _MANUAL,
+            "properties.customNetworkInterfaceName",
+        }
+    )
+
+    def resource_id(self, ctx: Context, resource: PrivateEndpoint) -> str:
+        return f"{ctx.rg_id()}/providers/{PE_TYPE}/{resource.name}"
+
+    def get(self, ctx: Context, resource: PrivateEndpoint) -> Any:
+        return ctx.clients.network.private_endpoints.get(ctx.resource_group, resource.name)
+
+    def lock_key(self, resource: PrivateEndpoint) -> str | None:
+        # Endpoints created side by side in one subnet make Azure answer
+        # AnotherOperationInProgress on the subnet: one write per subnet at a time.
+        return f"subnet/{resource.subnet}"
+
+    def _get_zone_group(self, ctx: Context, resource: PrivateEndpoint) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return ctx.clients.network.private_dns_zone_groups.get(
+                ctx.resource_group, resource.name, resource.dns_zone_group.name
+            )
+        except ResourceNotFoundError:
+            return None
+
+    def _record_name(self, ctx: Context, resource: PrivateEndpoint) -> str | None:
+        """The A record the platform writes: the target's custom subdomain, else its name."""
+        target = ctx.live(resource.target)
+        if target is None:
+            return None
+        sub = target.fields.get("properties.customSubDomainName")
+        return str(sub) if sub else _name_of(target.id)
+
+    def _record_ips(self, ctx: Context, zone: str, name: str) -> list[str] | None:
+        """Addresses of A record ``name`` in ``zone``; None when absent (or zone unknown)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        zone_live = ctx.live(f"private_dns_zone/{zone}")
+        if zone_live is None:
+            return None
+        try:
+            record = ctx.clients.privatedns.record_sets.get(_rg_of(zone_live.id), zone, "A", name)
+        except ResourceNotFoundError:
+            return None
+        wire = to_wire(record)
+        return [
+            str(a.get("ipv4Address"))
+            for a in (wire.get("properties") or {}).get("aRecords") or []
+            if a.get("ipv4Address")
+        ]
+
+    def read(self, ctx: Context, resource: PrivateEndpoint) -> Live | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            raw = self.get(ctx, resource)
+        except ResourceNotFoundError:
+            return None
+        wire = to_wire(raw)
+        folded = dict(wire)
+        zone_group = self._get_zone_group(ctx, resource)
+        if zone_group is not None:
+            folded[ZONE_GROUP] = to_wire(zone_group)
+        name = self._record_name(ctx, resource)
+        if name is not None:
+            folded[DNS_RECORDS] = {
+                zone: self._record_ips(ctx, zone, name) for zone in resource.dns_zone_group.zones
+            }
+        return Live(
+            id=str(wire.get("id") or self.resource_id(ctx, resource)),
+            fields=flatten(folded),
+            raw=raw,
+            etag=wire.get("etag"),
+            managed=is_managed(wire.get("tags")),
+            facts={"zone_group": zone_group},
+        )
+
+    def declared(self, ctx: Context, resource: PrivateEndpoint) -> dict[str, Any]:
+        """The endpoint's fields (REST paths), then the zone group's and the A records'."""
+        subnet = _subnet(ctx, resource.subnet)
+        subnet_id = subnet if isinstance(subnet, Unknown) else str(subnet["id"])
+        target = ctx.live(resource.target)
+        connections: Any = (
+            Unknown(f"{resource.target}.id")
+            if target is None
+            else [
+                {
+                    "name": resource.name,
+                    "properties": {
+                        "privateLinkServiceId": target.id,
+                        "groupIds": [resource.group_id],
+                    },
+                }
+            ]
+        )
+        fields: dict[str, Any] = {
+            "location": ctx.state.location,
+            "properties.subnet.id": subnet_id,
+            _AUTO if resource.approval == "automatic" else _MANUAL: connections,
+        }
+        if resource.custom_network_interface_name:
+            fields["properties.customNetworkInterfaceName"] = resource.custom_network_interface_name
+        fields.update(tag_fields(ctx.tags(resource.tags)))
+        fields.update(self._declared_dns(ctx, resource))
+        return fields
+
+    def _declared_dns(self, ctx: Context, resource: PrivateEndpoint) -> dict[str, Any]:
+        configs: list[dict[str, Any]] = []
+        missing = None
+        for zone in resource.dns_zone_group.zones:
+            zone_live = ctx.live(f"private_dns_zone/{zone}")
+            if zone_live is None:
+                missing = f"private_dns_zone/{zone}.id"
+                break
+            configs.append(
+                {"name": zone.replace(".", "-"), "properties": {"privateDnsZoneId": zone_live.id}}
+            )
+        fields: dict[str, Any] = {_ZONE_CONFIGS: Unknown(missing) if missing else configs}
+        # The A records must hold the endpoint's IP; known only once the endpoint exists
+        # (on create the zone group writes them anyway).
+        ip = ctx.output(f"private_endpoint/{resource.name}", "private_ip")
+        if ip and not isinstance(ip, Unknown) and self._record_name(ctx, resource) is not None:
+            for zone in resource.dns_zone_group.zones:
+                fields[f"{DNS_RECORDS}.{zone}"] = [ip]
+        return fields
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Connections and zone configs compare by what we declare of them (target id, group
+        ids; zone ids) as sets; A record addresses as sets."""
+        out = dict(fields)
+        for path in (_AUTO, _MANUAL):
+            value = out.get(path)
+            if isinstance(value, list):
+                out[path] = sorted(
+                    (
+                        str((c.get("properties") or {}).get("privateLinkServiceId", "")).lower(),
+                        sorted((c.get("properties") or {}).get("groupIds") or []),
+                    )
+                    for c in value
+                )
+        configs = out.get(_ZONE_CONFIGS)
+        if isinstance(configs, list):
+            out[_ZONE_CONFIGS] = sorted(
+                str((c.get("properties") or {}).get("privateDnsZoneId", "")).lower()
+                for c in configs
+            )
+        for path, value in fields.items():
+            if path.startswith(f"{DNS_RECORDS}.") and isinstance(value, list):
+                out[path] = sorted(value)
+        return super().normalize(out)
+
+    def write(self, ctx: Context, resource: PrivateEndpoint, live: Live | None) -> None:
+        declared = self.declared(ctx, resource)
+        own = {k: v for k, v in declared.items() if not k.startswith((ZONE_GROUP, DNS_RECORDS))}
+        rest = {k: v for k, v in declared.items() if k not in own}
+        endpoint_changes = diff_fields(
+            own, live.fields if live else None, immutable=self.immutable, normalize=self.normalize
+        )
+        if live is not None and any(c.requires_replacement for c in endpoint_changes):
+            # Only reached with --allow-replace (the engine refuses otherwise). An endpoint
+            # holds no data: delete it (its NIC, zone group and A records go with it), recreate.
+            ctx.clients.network.private_endpoints.begin_delete(
+                ctx.resource_group, resource.name
+            ).result()
+            live = None
+        if live is None or endpoint_changes:
+            self._put_endpoint(ctx, resource, own, live)
+        dns_changes = diff_fields(rest, live.fields if live else None, normalize=self.normalize)
+        if live is None or dns_changes:
+            zone_group = live.facts.get("zone_group") if live is not None else None
+            self._put_zone_group(ctx, resource, rest[_ZONE_CONFIGS], zone_group)
+
+    def _put_endpoint(
+        self, ctx: Context, resource: PrivateEndpoint, own: dict[str, Any], live: Live | None
+    ) -> None:
+        from azure.mgmt.network.models import PrivateEndpoint as PrivateEndpointModel
+
+        base = writable_wire(live.raw) if live is not None else {}
+        ours = unflatten(own)
+        for key in (_AUTO, _MANUAL):  # keep what the live connection holds beyond our fields
+            field = key.split(".", 1)[1]
+            wanted = ours.get("properties", {}).get(field)
+            had = base.get("properties", {}).get(field) or []
+            if isinstance(wanted, list) and len(wanted) == 1 and len(had) == 1:
+                merged = deep_merge(had[0], {"properties": wanted[0]["properties"]})
+                ours["properties"][field] = [merged]
+        body = deep_merge(base, ours)
+        ctx.clients.network.private_endpoints.begin_create_or_update(
+            ctx.resource_group, resource.name, sdk_model(PrivateEndpointModel, body)
+        ).result()
+
+    def _put_zone_group(
+        self,
+        ctx: Context,
+        resource: PrivateEndpoint,
+        configs: list[dict[str, Any]],
+        zone_group: Any,
+    ) -> None:
+        """Write our zone group; Azure (re)writes the A records in its zones."""
+        from azure.mgmt.network.models import PrivateDnsZoneGroup
+
+        base = writable_wire(zone_group) if zone_group is not None else {}
+        body = deep_merge(base, {"properties": {"privateDnsZoneConfigs": configs}})
+        body["name"] = resource.dns_zone_group.name
+        ctx.clients.network.private_dns_zone_groups.begin_create_or_update(
+            ctx.resource_group,
+            resource.name,
+            resource.dns_zone_group.name,
+            sdk_model(PrivateDnsZoneGroup, body),
+        ).result()
+
+    def output(self, ctx: Context, resource: PrivateEndpoint, live: Live, name: str) -> Any:
+        if name == "private_ip":
+            return self._private_ip(ctx, live)
+        if name == "connection_status":
+            # Approval state of our connection: Approved / Pending / Rejected / Disconnected.
+            wire = to_wire(live.raw)
+            for key in (_AUTO, _MANUAL):
+                for connection in wire.get("properties", {}).get(key.split(".", 1)[1]) or []:
+                    state = (connection.get("properties") or {}).get(
+                        "privateLinkServiceConnectionState"
+                    ) or {}
+                    return state.get("status")
+            return None
+        if name == "id":
+            return live.id
+        return super().output(ctx, resource, live, name)
+
+    def _private_ip(self, ctx: Context, live: Live) -> str | None:
+        """The NIC's private IP: from customDnsConfigs when Azure lists it there, else from
+        the endpoint's NIC (one more GET)."""
+        props = to_wire(live.raw).get("properties") or {}
+        for config in props.get("customDnsConfigs") or []:
+            for ip in config.get("ipAddresses") or []:
+                return str(ip)
+        for ref in props.get("networkInterfaces") or []:
+            nic_id = str(ref.get("id", ""))
+            if not nic_id:
+                continue
+            nic = to_wire(
+                ctx.clients.network.network_interfaces.get(_rg_of(nic_id), _name_of(nic_id))
+            )
+            for config in (nic.get("properties") or {}).get("ipConfigurations") or []:
+                ip = (config.get("properties") or {}).get("privateIPAddress")
+                if ip:
+                    return str(ip)
+        return None
+
+
+# ------------------------------------------------------------------------------ NSG rules
+# Azure's single and plural forms: the single form with one value, the plural with more.
+# (single, plural) REST names under properties, per rule end.
+_FORMS = {
+    "source": ("properties.sourceAddressPrefix", "properties.sourceAddressPrefixes"),
+    "destination": ("properties.destinationAddressPrefix", "properties.destinationAddressPrefixes"),
+    "destination_ports": ("properties.destinationPortRange", "properties.destinationPortRanges"),
+    "source_ports": ("properties.sourcePortRange", "properties.sourcePortRanges"),
+}
+_RULE_ENUMS = ("properties.protocol", "properties.access", "properties.direction")
+
+
+def _forms(paths: tuple[str, str], values: list[Any] | Unknown, count: int) -> dict[str, Any]:
+    """One value -> the single form, several -> the plural. Only that form is declared: Azure
+    holds one form at a time, so a rule kept in the other form differs on the declared one
+    (and ``write`` drops the other form)."""
+    single, plural = paths
+    if count == 1:
+        return {single: values if isinstance(values, Unknown) else values[0]}
+    return {plural: values}
+
+
+class NsgRuleReconciler(ArmReconciler[NsgRule]):
+    """One security rule of an existing NSG, written through the rule's own child API so the
+    NSG's other rules (and the NSG itself) are never touched."""
+
+    kind = "nsg_rule"
+    tagged = False  # security rules carry no tags
+    set_like = frozenset(paths[1] for paths in _FORMS.values())
+
+    def _nsg(self, ctx: Context, resource: NsgRule) -> tuple[str, str]:
+        """(resource group, ARM id) of the rule's NSG."""
+        nsg = ctx.live(f"network_security_group/{resource.nsg}")
+        if nsg is not None:
+            return _rg_of(nsg.id), nsg.id
+        return ctx.resource_group, f"{ctx.rg_id()}/providers/{NSG_TYPE}/{resource.nsg}"
+
+    def resource_id(self, ctx: Context, resource: NsgRule) -> str:
+        return f"{self._nsg(ctx, resource)[1]}/securityRules/{resource.name}"
+
+    def get(self, ctx: Context, resource: NsgRule) -> Any:
+        group, _ = self._nsg(ctx, resource)
+        return ctx.clients.network.security_rules.get(group, resource.nsg, resource.name)
+
+    def put(self, ctx: Context, resource: NsgRule, body: dict[str, Any], etag: str | None) -> None:
+        from azure.mgmt.network.models import SecurityRule
+
+        group, _ = self._nsg(ctx, resource)
+        ctx.clients.network.security_rules.begin_create_or_update(
+            group, resource.nsg, resource.name, sdk_model(SecurityRule, body)
+        ).result()
+
+    def lock_key(self, resource: NsgRule) -> str | None:
+        # Azure refuses concurrent writes to one NSG (AnotherOperationInProgress).
+        return f"network_security_group/{resource.nsg}"
+
+    def _prefixes(self, ctx: Context, ends: RuleEnds) -> tuple[list[Any] | Unknown, int]:
+        """The end's address prefixes and how many there are (known before the values)."""
+        if ends.address_prefixes:
+            return list(ends.address_prefixes), len(ends.address_prefixes)
+        if ends.subnets:
+            values: list[Any] = []
+            for ref in ends.subnets:
+                prefixes = _subnet_prefixes(ctx, ref)
+                if isinstance(prefixes, Unknown):
+                    return prefixes, len(ends.subnets)
+                values.extend(prefixes)
+            return values, len(values)
+        endpoints = ends.private_endpoints or []
+        ips = [ctx.output(f"private_endpoint/{name}", "private_ip") for name in endpoints]
+        for ip in ips:
+            if isinstance(ip, Unknown) or not ip:
+                return Unknown(f"private_endpoint/{', '.join(endpoints)}.private_ip"), len(ips)
+        return [f"{ip}/32" for ip in ips], len(ips)
+
+    def declared(self, ctx: Context, resource: NsgRule) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "properties.priority": resource.priority,
+            "properties.direction": resource.direction,
+            "properties.access": resource.access,
+            "properties.protocol": resource.protocol,
+        }
+        for end in ("source", "destination"):
+            values, count = self._prefixes(ctx, getattr(resource, end))
+            fields.update(_forms(_FORMS[end], values, count))
+        ports = resource.destination_ports
+        fields.update(_forms(_FORMS["destination_ports"], list(ports), len(ports)))
+        fields.update(_forms(_FORMS["source_ports"], ["*"], 1))
+        if resource.description is not None:
+            fields["properties.description"] = resource.description
+        return fields
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Enum casing is ignored; plural forms compare as sets (``set_like``)."""
+        out = dict(fields)
+        for path in _RULE_ENUMS:
+            if isinstance(out.get(path), str):
+                out[path] = out[path].lower()
+        return super().normalize(out)
+
+    def write(self, ctx: Context, resource: NsgRule, live: Live | None) -> None:
+        base = writable_wire(live.raw) if live is not None else {}
+        props = dict(base.get("properties") or {})
+        for single, plural in _FORMS.values():  # ours decide which form is used
+            props.pop(single, None)
+            props.pop(plural, None)
+        body = deep_merge({**base, "properties": props}, unflatten(self.declared(ctx, resource)))
+        self.put(ctx, resource, body, live.etag if live is not None else None)
+
+
+RECONCILERS: dict[str, Reconciler[Any]] = {
+    "private_endpoint": PrivateEndpointReconciler(),
+    "nsg_rule": NsgRuleReconciler(),
+}

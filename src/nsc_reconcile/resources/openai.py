@@ -1,0 +1,177 @@
+"""Azure OpenAI accounts (Cognitive Services, kind OpenAI) and their model deployments.
+
+Owns the account's private-only settings, subdomain, SKU, location and our tags, and each
+deployment's SKU/capacity, model and upgrade option. Reads with one GET; the account's API
+keys are an output read with `listKeys` (POST) only when a secret needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsc_reconcile.model.openai import ModelDeployment, OpenAIAccount
+from nsc_reconcile.resources.base import (
+    ArmReconciler,
+    Context,
+    Live,
+    Reconciler,
+    deep_merge,
+    sdk_model,
+    tag_fields,
+    unflatten,
+    writable_wire,
+)
+
+ACCOUNT_TYPE = "Microsoft.CognitiveServices/accounts"
+
+# Kinds that satisfy a declared `OpenAI` account: Microsoft upgrades eligible OpenAI
+# accounts to Foundry (`AIServices`) in place; the OpenAI endpoint and keys keep working.
+_OPENAI_COMPATIBLE = {"openai": "OpenAI", "aiservices": "OpenAI"}
+
+# What an absent field of an existing account means: Azure may omit empty ACL lists and
+# unset flags on GET. (A create shows them: nothing exists to default from.)
+_ABSENT_MEANS: dict[str, Any] = {
+    "properties.networkAcls.ipRules": [],
+    "properties.disableLocalAuth": False,
+}
+
+
+class ReplacementNotAutomatedError(Exception):
+    """A change Azure cannot make in place; this tool does not delete accounts for you."""
+
+
+def _account_id(ctx: Context, name: str) -> str:
+    return f"{ctx.rg_id()}/providers/{ACCOUNT_TYPE}/{name}"
+
+
+class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
+    """An OpenAI account, private-only. `kind` is sent on create; an account Microsoft
+    upgraded to `AIServices` is no drift and keeps its kind on later writes."""
+
+    kind = "openai_account"
+    immutable = frozenset({"kind", "location", "properties.customSubDomainName"})
+    set_like = frozenset({"properties.networkAcls.ipRules"})
+
+    def resource_id(self, ctx: Context, resource: OpenAIAccount) -> str:
+        return _account_id(ctx, resource.name)
+
+    def get(self, ctx: Context, resource: OpenAIAccount) -> Any:
+        return ctx.clients.cognitive.accounts.get(ctx.resource_group, resource.name)
+
+    def put(
+        self, ctx: Context, resource: OpenAIAccount, body: dict[str, Any], etag: str | None
+    ) -> None:
+        from azure.mgmt.cognitiveservices.models import Account
+
+        ctx.clients.cognitive.accounts.begin_create(
+            ctx.resource_group, resource.name, sdk_model(Account, body)
+        ).result()
+
+    def declared(self, ctx: Context, resource: OpenAIAccount) -> dict[str, Any]:
+        acls = resource.network_acls
+        return {
+            "kind": "OpenAI",
+            "sku.name": resource.sku,
+            "location": ctx.state.location,
+            "properties.customSubDomainName": resource.custom_subdomain,
+            "properties.publicNetworkAccess": resource.public_network_access,
+            "properties.networkAcls.defaultAction": acls.default_action,
+            "properties.networkAcls.ipRules": [{"value": ip} for ip in acls.ip_rules],
+            "properties.disableLocalAuth": resource.local_auth == "disabled",
+            **tag_fields(ctx.tags(resource.tags)),
+        }
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        normalized = super().normalize(fields)
+        if normalized:  # an account that exists (a missing one has no fields at all)
+            for path, default in _ABSENT_MEANS.items():
+                if normalized.get(path) is None:
+                    normalized[path] = default
+        kind = normalized.get("kind")
+        if isinstance(kind, str):
+            normalized["kind"] = _OPENAI_COMPATIBLE.get(kind.lower(), kind)
+        subdomain = normalized.get("properties.customSubDomainName")
+        if isinstance(subdomain, str):  # DNS labels: case does not matter
+            normalized["properties.customSubDomainName"] = subdomain.lower()
+        return normalized
+
+    def write(self, ctx: Context, resource: OpenAIAccount, live: Live | None) -> None:
+        """Create, or update in place keeping what we do not own (including the live
+        `kind`). Raises ReplacementNotAutomatedError, before any call, for a change of
+        subdomain or location: replacing an account loses its keys, deployments and private
+        endpoint connection, so it is left to a person."""
+        ours = self.declared(ctx, resource)
+        if live is not None:
+            fixed = self.normalize({p: live.fields.get(p) for p in self.immutable})
+            wanted = self.normalize({p: ours[p] for p in self.immutable})
+            moved = sorted(
+                p for p in self.immutable if p != "kind" and fixed.get(p) != wanted.get(p)
+            )
+            if moved:
+                raise ReplacementNotAutomatedError(
+                    f"openai_account/{resource.name}: {', '.join(moved)} cannot change in "
+                    "place and replacing an OpenAI account is not automated (it would lose "
+                    "its keys, deployments and private endpoint connection); delete and purge "
+                    "it deliberately, then apply again"
+                )
+            del ours["kind"]  # keep the live kind (OpenAI or its AIServices upgrade)
+        base = writable_wire(live.raw) if live is not None else {}
+        body = deep_merge(base, unflatten(ours))
+        self.put(ctx, resource, body, live.etag if live is not None else None)
+
+    def output(self, ctx: Context, resource: OpenAIAccount, live: Live, name: str) -> Any:
+        if name == "endpoint":
+            return live.fields.get("properties.endpoint")
+        if name in ("primary_key", "secondary_key"):
+            keys = ctx.clients.cognitive.accounts.list_keys(ctx.resource_group, resource.name)
+            return keys.key1 if name == "primary_key" else keys.key2
+        return super().output(ctx, resource, live, name)
+
+
+class ModelDeploymentReconciler(ArmReconciler[ModelDeployment]):
+    """A model deployment of one account; writes under one account are serialized (Azure
+    answers 409 RequestConflict to parallel deployment writes)."""
+
+    kind = "openai_deployment"
+
+    def resource_id(self, ctx: Context, resource: ModelDeployment) -> str:
+        return f"{_account_id(ctx, resource.account)}/deployments/{resource.name}"
+
+    def get(self, ctx: Context, resource: ModelDeployment) -> Any:
+        return ctx.clients.cognitive.deployments.get(
+            ctx.resource_group, resource.account, resource.name
+        )
+
+    def put(
+        self, ctx: Context, resource: ModelDeployment, body: dict[str, Any], etag: str | None
+    ) -> None:
+        from azure.mgmt.cognitiveservices.models import Deployment
+
+        ctx.clients.cognitive.deployments.begin_create_or_update(
+            ctx.resource_group, resource.account, resource.name, sdk_model(Deployment, body)
+        ).result()
+
+    def declared(self, ctx: Context, resource: ModelDeployment) -> dict[str, Any]:
+        return {
+            "sku.name": resource.sku,
+            "sku.capacity": resource.capacity,
+            "properties.model.format": resource.model_format,
+            "properties.model.name": resource.model,
+            "properties.model.version": resource.model_version,
+            "properties.versionUpgradeOption": resource.version_upgrade_option,
+            **tag_fields(ctx.tags()),
+        }
+
+    def lock_key(self, resource: ModelDeployment) -> str | None:
+        return f"openai_account/{resource.account}"
+
+    def output(self, ctx: Context, resource: ModelDeployment, live: Live, name: str) -> Any:
+        if name == "name":
+            return live.fields.get("name") or resource.name
+        return super().output(ctx, resource, live, name)
+
+
+RECONCILERS: dict[str, Reconciler[Any]] = {
+    "openai_account": OpenAIAccountReconciler(),
+    "openai_deployment": ModelDeploymentReconciler(),
+}

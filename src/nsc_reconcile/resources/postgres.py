@@ -1,0 +1,220 @@
+"""PostgreSQL Flexible Servers (public-access mode, public access off) and their databases.
+
+Owns the server's version, SKU, storage size, backup retention, HA mode, admin login, public
+access and our tags; each database's charset and collation. The admin password is read from
+Key Vault only to create the server and is never declared, compared, logged or resent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsc_reconcile.changes import Unknown, diff_fields
+from nsc_reconcile.model.postgres import Database, PostgresqlServer
+from nsc_reconcile.resources.base import (
+    ArmReconciler,
+    Context,
+    Live,
+    Reconciler,
+    sdk_model,
+    tag_fields,
+    to_wire,
+    unflatten,
+)
+
+SERVER_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers"
+
+# Enum values Azure may return in another casing.
+_SERVER_ENUMS = frozenset(
+    {"sku.tier", "properties.highAvailability.mode", "properties.network.publicNetworkAccess"}
+)
+
+
+class ReplacementNotAutomatedError(Exception):
+    """A change Azure cannot make in place on a stateful resource; never automated here,
+    because replacing a server or database deletes its data."""
+
+
+class AdminPasswordUnavailableError(Exception):
+    """The admin password could not be read from Key Vault (the value is never shown)."""
+
+
+def _server_id(ctx: Context, name: str) -> str:
+    return f"{ctx.rg_id()}/providers/{SERVER_TYPE}/{name}"
+
+
+class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
+    """A LangFuse PostgreSQL Flexible Server. Created with one PUT that carries the admin
+    password; later changes are a PATCH of only the fields that differ (no password)."""
+
+    kind = "postgresql_server"
+    immutable = frozenset({"location", "properties.administratorLogin"})
+
+    def resource_id(self, ctx: Context, resource: PostgresqlServer) -> str:
+        return _server_id(ctx, resource.name)
+
+    def get(self, ctx: Context, resource: PostgresqlServer) -> Any:
+        return ctx.clients.postgres.servers.get(ctx.resource_group, resource.name)
+
+    def declared(self, ctx: Context, resource: PostgresqlServer) -> dict[str, Any]:
+        return {
+            "location": ctx.state.location,
+            "sku.name": resource.sku.name,
+            "sku.tier": resource.sku.tier,
+            "properties.version": resource.version,
+            "properties.administratorLogin": resource.admin_login,
+            "properties.storage.storageSizeGB": resource.storage_gb,
+            "properties.backup.backupRetentionDays": resource.backup_retention_days,
+            "properties.highAvailability.mode": resource.high_availability,
+            "properties.network.publicNetworkAccess": resource.public_network_access,
+            **tag_fields(ctx.tags(resource.tags)),
+        }
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        fields = dict(fields)
+        for path in _SERVER_ENUMS & fields.keys():
+            if isinstance(fields[path], str):
+                fields[path] = fields[path].lower()
+        return super().normalize(fields)
+
+    def lock_key(self, resource: PostgresqlServer) -> str | None:
+        # Azure runs one operation at a time per server (server updates, database creates).
+        return f"postgresql_server/{resource.name}"
+
+    def write(self, ctx: Context, resource: PostgresqlServer, live: Live | None) -> None:
+        declared = self.declared(ctx, resource)
+        if live is None:
+            self._create(ctx, resource, declared)
+            return
+        changes = diff_fields(
+            declared, live.fields, immutable=self.immutable, normalize=self.normalize
+        )
+        fixed = [c.path for c in changes if c.path in self.immutable]
+        if fixed:
+            raise ReplacementNotAutomatedError(
+                f"{', '.join(fixed)} cannot change on an existing server; replacing "
+                f"{resource.name} would delete its data, so it is not automated: migrate "
+                "(dump/restore) to a new server by hand"
+            )
+        changed = {c.path for c in changes}
+        patch: dict[str, Any] = {}
+        if changed & {"sku.name", "sku.tier"}:  # PATCH takes the SKU as a whole
+            patch["sku.name"] = declared["sku.name"]
+            patch["sku.tier"] = declared["sku.tier"]
+        for path in changed - {"sku.name", "sku.tier"}:
+            if not path.startswith("tags."):
+                patch[path] = declared[path]
+        if any(path.startswith("tags.") for path in changed):
+            # PATCH replaces the whole tag set: keep tags others put on the server.
+            live_tags = to_wire(live.raw).get("tags") or {}
+            patch.update(tag_fields({**live_tags, **ctx.tags(resource.tags)}))
+        if "properties.version" in patch:
+            patch["properties.createMode"] = "Update"  # in-place major version upgrade
+        if not patch:
+            return
+        from azure.mgmt.postgresqlflexibleservers.models import ServerForPatch
+
+        ctx.clients.postgres.servers.begin_update(
+            ctx.resource_group, resource.name, sdk_model(ServerForPatch, unflatten(patch))
+        ).result()
+
+    def _create(self, ctx: Context, resource: PostgresqlServer, declared: dict[str, Any]) -> None:
+        from azure.mgmt.postgresqlflexibleservers.models import Server
+
+        # Public-access networking mode: no delegatedSubnetResourceId / privateDnsZoneArmResourceId
+        # (VNet injection would rule out the private endpoint).
+        body = unflatten(declared)
+        body["properties"]["createMode"] = "Create"
+        body["properties"]["administratorLoginPassword"] = self._admin_password(ctx, resource)
+        ctx.clients.postgres.servers.begin_create_or_update(
+            ctx.resource_group, resource.name, sdk_model(Server, body)
+        ).result()
+
+    def _admin_password(self, ctx: Context, resource: PostgresqlServer) -> str:
+        """The generated password, read from the vault's data plane (never displayed)."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        name = resource.admin_password.key_vault_secret
+        if ctx.state.secrets is None:
+            raise AdminPasswordUnavailableError(f"no `secrets` section: cannot read {name}")
+        vault = ctx.state.secrets.vault
+        uri = ctx.output(f"key_vault/{vault}", "uri")
+        if isinstance(uri, Unknown) or not uri:
+            raise AdminPasswordUnavailableError(f"Key Vault {vault} not found: cannot read {name}")
+        try:
+            value = ctx.clients.secret_client(str(uri)).get_secret(name).value
+        except ResourceNotFoundError:
+            raise AdminPasswordUnavailableError(
+                f"secret {name} does not exist in Key Vault {vault} (key_vault_secret/{name} "
+                "creates it; apply it first)"
+            ) from None
+        except HttpResponseError as error:
+            # from None: the SDK error holds the response, never print more than its code.
+            raise AdminPasswordUnavailableError(
+                f"cannot read secret {name} from Key Vault {vault}: HTTP {error.status_code} "
+                f"{getattr(error.error, 'code', '') or ''}".rstrip()
+            ) from None
+        if not value:
+            raise AdminPasswordUnavailableError(f"secret {name} in Key Vault {vault} is empty")
+        return str(value)
+
+    def output(self, ctx: Context, resource: PostgresqlServer, live: Live, name: str) -> Any:
+        if name == "fqdn":
+            return live.fields.get("properties.fullyQualifiedDomainName")
+        if name == "admin_login":
+            return live.fields.get("properties.administratorLogin")
+        if name == "id":
+            return live.id
+        return super().output(ctx, resource, live, name)
+
+
+class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
+    """A database on a server we create. Charset and collation are fixed at creation."""
+
+    kind = "postgresql_database"
+    tagged = False
+    immutable = frozenset({"properties.charset", "properties.collation"})
+
+    def resource_id(self, ctx: Context, resource: Database) -> str:
+        return f"{_server_id(ctx, resource.server)}/databases/{resource.name}"
+
+    def get(self, ctx: Context, resource: Database) -> Any:
+        return ctx.clients.postgres.databases.get(
+            ctx.resource_group, resource.server, resource.name
+        )
+
+    def put(self, ctx: Context, resource: Database, body: dict[str, Any], etag: str | None) -> None:
+        from azure.mgmt.postgresqlflexibleservers.models import Database as DatabaseModel
+
+        ctx.clients.postgres.databases.begin_create(
+            ctx.resource_group, resource.server, resource.name, sdk_model(DatabaseModel, body)
+        ).result()
+
+    def declared(self, ctx: Context, resource: Database) -> dict[str, Any]:
+        return {
+            "properties.charset": resource.charset,
+            "properties.collation": resource.collation,
+        }
+
+    def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        # PostgreSQL treats encoding and locale names case-insensitively (UTF8 = utf8).
+        return super().normalize(
+            {k: v.lower() if isinstance(v, str) else v for k, v in fields.items()}
+        )
+
+    def lock_key(self, resource: Database) -> str | None:
+        return f"postgresql_server/{resource.server}"
+
+    def write(self, ctx: Context, resource: Database, live: Live | None) -> None:
+        if live is not None:  # everything we declare is immutable: only a replacement is left
+            raise ReplacementNotAutomatedError(
+                f"charset/collation of database {resource.name} cannot change in place; "
+                "replacing it would delete its data, so it is not automated"
+            )
+        super().write(ctx, resource, live)
+
+
+RECONCILERS: dict[str, Reconciler[Any]] = {
+    "postgresql_server": PostgresqlServerReconciler(),
+    "postgresql_database": PostgresqlDatabaseReconciler(),
+}
