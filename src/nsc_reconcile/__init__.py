@@ -2,12 +2,67 @@
 
 Public API (everything else is internal):
 
-    from nsc_reconcile import load_desired_state, DesiredStateError
+    from nsc_reconcile import load_desired_state, plan, apply
+    from nsc_reconcile.azure import AzureTarget, Clients
+
     state = load_desired_state("desired_state.yaml", env="prod")
+    clients = Clients(AzureTarget.for_azure(subscription_id))
+    p = plan(state, clients)          # reads only; p.changes, p.render("markdown")
+    result = apply(p, state, clients) # result.ok, result.writes, result.render()
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from nsc_reconcile.errors import DesiredStateError, Location, Problem
 from nsc_reconcile.loader import load_desired_state
 from nsc_reconcile.model.state import DesiredState
 
-__all__ = ["DesiredState", "DesiredStateError", "Location", "Problem", "load_desired_state"]
+if TYPE_CHECKING:
+    from nsc_reconcile.azure import Clients
+    from nsc_reconcile.engine import Progress
+    from nsc_reconcile.plans import ApplyResult, Plan
+
+__all__ = [
+    "DesiredState",
+    "DesiredStateError",
+    "Location",
+    "Problem",
+    "apply",
+    "load_desired_state",
+    "plan",
+]
+
+
+def plan(
+    state: DesiredState,
+    clients: Clients,
+    *,
+    targets: list[str] | None = None,
+    parallelism: int = 8,
+) -> Plan:
+    """Compare ``state`` with live state. Never writes. ``targets``: addresses (``kind/name``)
+    to limit the plan to (their dependencies are included)."""
+    from nsc_reconcile.engine import Engine
+
+    return Engine(state, clients, parallelism=parallelism).plan(targets)
+
+
+def apply(
+    planned: Plan,
+    state: DesiredState,
+    clients: Clients,
+    *,
+    parallelism: int = 8,
+    allow_replace: bool = False,
+    saved: bool = False,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Apply ``planned`` (made from ``state``): each resource is re-read before it is written.
+    With ``saved``, refuse (raising engine.PlanStaleError, writing nothing) if live state or
+    the desired state moved since the plan was made."""
+    from nsc_reconcile.engine import Engine
+
+    engine = Engine(state, clients, parallelism=parallelism, progress=progress)
+    return engine.apply(planned, allow_replace=allow_replace, saved=saved)

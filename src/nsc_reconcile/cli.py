@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from nsc_reconcile.azure import Clients
     from nsc_reconcile.engine import Engine
     from nsc_reconcile.model.state import DesiredState
-    from nsc_reconcile.plan import Plan
+    from nsc_reconcile.plans import Plan
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -238,7 +238,7 @@ def apply(
 
 
 def _load_plan(path: Path) -> Plan:
-    from nsc_reconcile.plan import Plan
+    from nsc_reconcile.plans import Plan
 
     try:
         return Plan.load(path)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nsc_reconcile.changes import Action, FieldChange, Unknown, diff_fields
 from nsc_reconcile.graph import Graph, build_graph
 from nsc_reconcile.model.base import Resource
-from nsc_reconcile.plan import (
+from nsc_reconcile.plans import (
     ApplyResult,
     Outcome,
     Plan,
@@ -278,6 +278,7 @@ class Engine:
             reason=reason,
             id=resource_id,
             fingerprint=live.fingerprint if live else None,
+            notes=[self.redactor.redact(n) for n in reconciler.notes(self.context, resource)],
         )
 
     def _refusal(self, resource: Resource, live: Live | None) -> str | None:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from nsc_reconcile.changes import SENSITIVE, Action, FieldChange, Unknown
-from nsc_reconcile.plan import ApplyResult, Outcome, Plan, ResourcePlan
+from nsc_reconcile.plans import ApplyResult, Outcome, Plan, ResourcePlan
 
 FORMATS = ("text", "json", "markdown")
 
@@ -72,6 +72,10 @@ def render_plan(plan: Plan, fmt: str = "text") -> str:
         if resource.reason:
             lines.append(f"      {resource.reason}")
         lines += [f"      {_change_line(c, resource.action)}" for c in resource.changes]
+    notes = [(r.address, n) for r in plan.resources for n in r.notes]
+    if notes:
+        lines += ["", "Notes:"]
+        lines += [f"  ! {address}: {note}" for address, note in notes]
     if quiet:
         lines.append("")
         lines.append("No change:")
@@ -108,6 +112,10 @@ def _plan_markdown(plan: Plan) -> str:
         if resource.reason:
             details = _md(resource.reason) + ("<br>" + details if details else "")
         lines.append(f"| {resource.action.value} | `{resource.address}` | {details} |")
+    notes = [(r.address, n) for r in plan.resources for n in r.notes]
+    if notes:
+        lines += ["", "**Notes**", ""]
+        lines += [f"- `{address}`: {_md(note)}" for address, note in notes]
     unchanged = [r.address for r in plan.resources if r.action in (Action.NO_CHANGE, Action.READ)]
     if unchanged:
         lines += ["", "<details><summary>Unchanged and existing</summary>", ""]

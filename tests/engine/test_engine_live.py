@@ -14,7 +14,7 @@ from nsc_reconcile.changes import Action
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.engine import Engine, PlanStaleError
 from nsc_reconcile.model.state import DesiredState
-from nsc_reconcile.plan import Outcome
+from nsc_reconcile.plans import Outcome
 from nsc_reconcile.retry import RetryPolicy
 from tests.paths import DESIRED_STATE
 

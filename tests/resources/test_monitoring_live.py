@@ -19,7 +19,7 @@ from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.monitoring import DataCollectionRule
 from nsc_reconcile.model.state import DesiredState
-from nsc_reconcile.plan import Outcome, Plan
+from nsc_reconcile.plans import Outcome, Plan
 from nsc_reconcile.resources.monitoring import (
     RECONCILERS,
     WEBHOOK_URIS,

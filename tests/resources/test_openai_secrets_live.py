@@ -28,7 +28,7 @@ from nsc_reconcile.emulator.worlds import (
 )
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
-from nsc_reconcile.plan import Outcome, Plan
+from nsc_reconcile.plans import Outcome, Plan
 from nsc_reconcile.retry import RetryPolicy
 from tests.emulator.conftest import control
 from tests.paths import DESIRED_STATE

@@ -128,6 +128,11 @@ class Reconciler(Generic[R]):
         """Writes sharing a key never run at the same time (Azure single-writer scopes)."""
         return None
 
+    def notes(self, ctx: Context, resource: R) -> list[str]:
+        """What a plan must say about this resource beyond its changes (e.g. a public path
+        the tool cannot close). Never writes."""
+        return []
+
     def refine(self, ctx: Context, resource: R, live: Live) -> Live:
         """Derive comparable fields from what was read (pure: no calls). Default: as read."""
         return live

@@ -28,6 +28,7 @@ class ResourcePlan:
     reason: str | None = None
     id: str | None = None
     fingerprint: str | None = None  # of the live resource when planned; None if absent
+    notes: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -40,6 +41,7 @@ class ResourcePlan:
             "id": self.id,
             "reason": self.reason,
             "fingerprint": self.fingerprint,
+            "notes": self.notes,
             "changes": [c.to_json() for c in self.changes],
         }
 
@@ -55,6 +57,7 @@ class ResourcePlan:
             reason=data.get("reason"),
             id=data.get("id"),
             fingerprint=data.get("fingerprint"),
+            notes=list(data.get("notes", [])),
         )
 
 
