@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nsc_reconcile.changes import Action, FieldChange, Unknown, diff_fields
+from nsc_reconcile.changes import Action, FieldChange, Unknown
 from nsc_reconcile.graph import Graph, build_graph
 from nsc_reconcile.model.base import Resource
 from nsc_reconcile.plans import (
@@ -252,13 +252,7 @@ class Engine:
             return ResourcePlan(
                 address, Action.BLOCKED, id=resource_id, reason=f"cannot compute: {detail}"
             )
-        changes = diff_fields(
-            desired,
-            live.fields if live else None,
-            sensitive=reconciler.sensitive,
-            immutable=reconciler.immutable,
-            normalize=reconciler.normalize,
-        )
+        changes = reconciler.changes(desired, live)
         if live is None:
             action = Action.CREATE
         elif any(c.requires_replacement for c in changes):
@@ -385,13 +379,7 @@ class Engine:
         if has_unknown(desired):
             missing = ", ".join(str(v) for v in desired.values() if isinstance(v, Unknown))
             raise _Failure(f"inputs not available: {missing}")
-        changes = diff_fields(
-            desired,
-            live.fields if live else None,
-            sensitive=reconciler.sensitive,
-            immutable=reconciler.immutable,
-            normalize=reconciler.normalize,
-        )
+        changes = reconciler.changes(desired, live)
         if live is not None and not changes:
             return Outcome.UNCHANGED, [], None
         if any(c.requires_replacement for c in changes) and not allow_replace:

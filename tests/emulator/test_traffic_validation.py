@@ -9,14 +9,10 @@ Needs node and oav 4.0.3 outside the repo (see ``OAV_INSTALL``); fails, never sk
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.emulator.traffic import export_exchanges
 from nsc_reconcile.emulator.worlds import (
     KEY_VAULT_NAME,
     LOCATION,
@@ -32,15 +28,8 @@ from nsc_reconcile.emulator.worlds import (
     ZONE_GROUP_NAME,
     baseline_ids,
 )
+from tests.oav import validate_requests
 
-REPO = Path(__file__).resolve().parents[2]
-SPECS = Path(os.environ.get("NSC_AZURE_SPECS", REPO.parent / "shared" / "azure-specs"))
-OAV_MODULE = os.environ.get(
-    "OAV_MODULE", str(Path.home() / ".cache" / "nsc-reconcile" / "oav" / "node_modules" / "oav")
-)
-OAV_INSTALL = "npm install --prefix $HOME/.cache/nsc-reconcile/oav oav@4.0.3 (or set OAV_MODULE)"
-# SDK api-version -> the newest one the pack holds for that service.
-API_VERSION_MAP = "2026-03-01=2026-01-01,2026-10-01=2025-08-01,2026-05-15=2025-05-01,2026-04-01=7.6"
 IDS = baseline_ids()
 OPENAI_ZONE = "privatelink.openai.azure.com"
 
@@ -264,31 +253,7 @@ def drive_scenario(emu: Emulator, clients: Clients) -> None:
 
 
 def test_emulator_traffic_passes_oav(emu: Emulator, clients: Clients, tmp_path: Path) -> None:
-    validator = SPECS / "validate_traffic.js"
-    assert validator.is_file(), f"spec pack not found at {SPECS} (set NSC_AZURE_SPECS)"
-    node = shutil.which("node")
-    assert node, "node is needed for the oav traffic validation"
-    assert Path(OAV_MODULE).is_dir(), (
-        f"oav 4.0.3 not found at {OAV_MODULE}; install it: {OAV_INSTALL}"
-    )
-
     drive_scenario(emu, clients)
-    written = export_exchanges(emu.controls.requests(), tmp_path / "traffic")
-    assert len(written) >= 40
-
-    result = subprocess.run(
-        [node, str(validator), str(tmp_path / "traffic")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OAV_MODULE": OAV_MODULE, "API_VERSION_MAP": API_VERSION_MAP},
-        check=False,
-    )
-    lines = result.stdout.splitlines()
-    unknown = [line for line in lines if line.startswith("UNKNOWN")]
-    failed = [line for line in lines if line.startswith("FAIL")]
-    print("\n".join(["oav UNKNOWN (no spec in the pack):", *unknown]))
-    assert not failed, "\n".join([*failed, result.stderr[-3000:]])
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    passed = [line for line in lines if line.startswith("PASS")]
-    assert len(passed) >= 30, result.stdout[-3000:]
+    verdict = validate_requests(emu.controls.requests(), tmp_path / "traffic")
+    assert not verdict.failed, "\n".join([*verdict.failed, *verdict.details[:40]])
+    assert len(verdict.passed) >= 30, verdict.output

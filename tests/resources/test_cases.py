@@ -16,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.changes import Action, Unknown, diff_fields
+from nsc_reconcile.changes import Action, Unknown
 from nsc_reconcile.model.base import Resource
 from nsc_reconcile.resources import reconciler_for
 from nsc_reconcile.resources.base import Context, Live, flatten, is_managed
@@ -86,13 +86,7 @@ def test_case(path: Path) -> None:
     if live is not None:
         live = reconciler.refine(ctx, resource, live)
     desired = reconciler.desired(ctx, resource)
-    changes = diff_fields(
-        desired,
-        live.fields if live else None,
-        sensitive=reconciler.sensitive,
-        immutable=reconciler.immutable,
-        normalize=reconciler.normalize,
-    )
+    changes = reconciler.changes(desired, live)
     expect = case["expect"]
     if live is None:
         action = Action.CREATE

@@ -13,7 +13,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from nsc_reconcile.changes import Unknown
+from nsc_reconcile.changes import FieldChange, Unknown, diff_fields
 from nsc_reconcile.model.base import Resource
 
 if TYPE_CHECKING:
@@ -140,6 +140,16 @@ class Reconciler(Generic[R]):
     def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Map flat fields to a comparable form; the default compares values as they are."""
         return fields
+
+    def changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
+        """What differs between ``desired`` and ``live``, in this kind's terms."""
+        return diff_fields(
+            desired,
+            live.fields if live is not None else None,
+            sensitive=self.sensitive,
+            immutable=self.immutable,
+            normalize=self.normalize,
+        )
 
 
 def has_unknown(values: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsc_reconcile.changes import Unknown, diff_fields
+from nsc_reconcile.changes import Unknown
 from nsc_reconcile.model.network import NsgRule, PrivateEndpoint, RuleEnds
 from nsc_reconcile.resources.base import (
     ArmReconciler,
@@ -242,9 +242,7 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
         declared = self.declared(ctx, resource)
         own = {k: v for k, v in declared.items() if not k.startswith((ZONE_GROUP, DNS_RECORDS))}
         rest = {k: v for k, v in declared.items() if k not in own}
-        endpoint_changes = diff_fields(
-            own, live.fields if live else None, immutable=self.immutable, normalize=self.normalize
-        )
+        endpoint_changes = self.changes(own, live)
         if live is not None and any(c.requires_replacement for c in endpoint_changes):
             # Only reached with --allow-replace (the engine refuses otherwise). An endpoint
             # holds no data: delete it (its NIC, zone group and A records go with it), recreate.
@@ -254,7 +252,7 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
             live = None
         if live is None or endpoint_changes:
             self._put_endpoint(ctx, resource, own, live)
-        dns_changes = diff_fields(rest, live.fields if live else None, normalize=self.normalize)
+        dns_changes = self.changes(rest, live)
         if live is None or dns_changes:
             zone_group = live.facts.get("zone_group") if live is not None else None
             self._put_zone_group(ctx, resource, rest[_ZONE_CONFIGS], zone_group)

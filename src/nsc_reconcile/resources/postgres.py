@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsc_reconcile.changes import Unknown, diff_fields
+from nsc_reconcile.changes import Unknown
 from nsc_reconcile.model.postgres import Database, PostgresqlServer
 from nsc_reconcile.resources.base import (
     ArmReconciler,
@@ -86,9 +86,7 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
         if live is None:
             self._create(ctx, resource, declared)
             return
-        changes = diff_fields(
-            declared, live.fields, immutable=self.immutable, normalize=self.normalize
-        )
+        changes = self.changes(declared, live)
         fixed = [c.path for c in changes if c.path in self.immutable]
         if fixed:
             raise ReplacementNotAutomatedError(
