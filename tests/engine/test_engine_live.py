@@ -178,3 +178,29 @@ def test_foreign_resource_is_blocked_without_adopt(state: DesiredState, clients:
     blocked = plan.get(PG_LINK)
     assert blocked.action is Action.BLOCKED
     assert "not created by nsc-reconcile" in (blocked.reason or "")
+
+
+def test_missing_existing_reference_blocks_only_its_dependents(
+    state: DesiredState, clients: Clients, ctl: Callable[..., Any], emu: Emulator
+) -> None:
+    sub = emu.info["subscription_id"]
+    nsg_id = (
+        f"/subscriptions/{sub}/resourceGroups/2dt-final-team4/providers/"
+        "Microsoft.Network/networkSecurityGroups/nsc-nsg-data-dev"
+    )
+    ctl("DELETE", f"state?id={nsg_id}")
+    rule = "nsg_rule/nsc-nsg-data-dev/allow-aks-to-openai-443"
+    plan = engine_for(state, clients).plan([rule, LINK])
+    nsg = plan.get("network_security_group/nsc-nsg-data-dev")
+    assert nsg.action is Action.BLOCKED
+    assert "existing resource not found" in (nsg.reason or "")
+    assert plan.get(rule).action is Action.BLOCKED
+    assert "network_security_group/nsc-nsg-data-dev" in (plan.get(rule).reason or "")
+    assert plan.get(LINK).action is Action.CREATE  # unrelated: still planned
+
+    result = engine_for(state, clients).apply(plan)
+    assert result.get(rule).outcome in (Outcome.BLOCKED, Outcome.SKIPPED)
+    assert result.get(LINK).outcome is Outcome.CREATED
+    assert not [
+        r for r in arm_requests(ctl) if r["method"] == "PUT" and "securityRules" in r["path"]
+    ]

@@ -19,7 +19,6 @@ from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.changes import SENSITIVE, Action
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.emulator.keyvault import KeyVaultPlane
 from nsc_reconcile.emulator.worlds import (
     DATABRICKS_TOKEN_SECRET,
     DATABRICKS_TOKEN_VALUE,
@@ -118,14 +117,6 @@ def _account_id(emu: Emulator) -> str:
         f"/subscriptions/{emu.world.subscription_id}/resourceGroups/{RESOURCE_GROUP}"
         "/providers/Microsoft.CognitiveServices/accounts/nsc-aoai-dev"
     )
-
-
-def _keyvault_plane(emu: Emulator) -> KeyVaultPlane:
-    for server in emu._servers:  # the emulator exposes no handle on its planes
-        plane = server._server.plane
-        if isinstance(plane, KeyVaultPlane):
-            return plane
-    raise LookupError("no Key Vault plane")
 
 
 # ------------------------------------------------------------------------------- OpenAI
@@ -366,34 +357,30 @@ def test_external_secret_missing_is_blocked_and_never_written(
 def test_private_vault_writes_through_the_control_plane(
     emu: Emulator, engine: Callable[..., Engine], state: DesiredState
 ) -> None:
-    plane = _keyvault_plane(emu)
-    plane.enforce_vault_network = True  # the runner is outside the vault's VNet
-    try:
-        address = "key_vault_secret/langfuse-minio-password"
-        _, result = _apply(engine, [address])
-        assert result.get(address).outcome is Outcome.CREATED
-        log = _requests(emu)
-        assert any(
-            r["plane"] == "keyvault" and r["status"] == 403 for r in log
-        )  # tried the data plane first
-        assert any(
-            r["method"] == "PUT" and r["path"].endswith("/secrets/langfuse-minio-password")
-            for r in log
-            if r["plane"] == "arm"
-        )
-        assert re.fullmatch(r"[A-Za-z0-9]{32}", _value(emu, "langfuse-minio-password"))
+    control(emu, "POST", "config", {"enforce_vault_network": True})  # runner outside the VNet
+    address = "key_vault_secret/langfuse-minio-password"
+    _, result = _apply(engine, [address])
+    assert result.get(address).outcome is Outcome.CREATED
+    log = _requests(emu)
+    assert any(
+        r["plane"] == "keyvault" and r["status"] == 403 for r in log
+    )  # tried the data plane first
+    assert any(
+        r["method"] == "PUT" and r["path"].endswith("/secrets/langfuse-minio-password")
+        for r in log
+        if r["plane"] == "arm"
+    )
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", _value(emu, "langfuse-minio-password"))
 
-        assert state.secrets is not None
-        data_only = state.model_copy(
-            update={"secrets": state.secrets.model_copy(update={"write_path": "data_plane"})}
-        )
-        target = "key_vault_secret/langfuse-clickhouse-password"
-        only = Engine(data_only, Clients(AzureTarget.for_emulator(emu.info["arm"])))
-        failed = only.apply(only.plan(targets=[target])).get(target)
-        assert failed.outcome is Outcome.FAILED
-        assert "403" in (failed.detail or "")
-    finally:
-        plane.enforce_vault_network = False
+    assert state.secrets is not None
+    data_only = state.model_copy(
+        update={"secrets": state.secrets.model_copy(update={"write_path": "data_plane"})}
+    )
+    target = "key_vault_secret/langfuse-clickhouse-password"
+    only = Engine(data_only, Clients(AzureTarget.for_emulator(emu.info["arm"])))
+    failed = only.apply(only.plan(targets=[target])).get(target)
+    assert failed.outcome is Outcome.FAILED
+    assert "403" in (failed.detail or "")
 
 
 def test_missing_environment_variable_is_named_never_valued(

@@ -18,7 +18,6 @@ from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.changes import Action
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.emulator.keyvault import KeyVaultPlane
 from nsc_reconcile.emulator.worlds import (
     NSG_DATA_NAME,
     PG_ZONE_NAME,
@@ -307,27 +306,43 @@ def test_admin_login_change_is_a_replacement_never_automated(
     assert _writes(ctl) == []
 
 
-def test_private_vault_the_password_cannot_be_read_and_nothing_is_created(
+def test_private_vault_generated_password_is_used_without_reading_it_back(
     emu: Emulator, state: DesiredState, clients: Clients, ctl: Callable[..., Any]
 ) -> None:
-    # Outside the vault's VNet the data plane answers 403: the server is not created without
-    # its password, the error says why and carries no value.
-    plane = next(
-        s._server.plane for s in emu._servers if isinstance(s._server.plane, KeyVaultPlane)
-    )  # the emulator exposes no handle on its planes
-    plane.enforce_vault_network = True
-    try:
-        engine = Engine(state, clients)
-        result = engine.apply(engine.plan(targets=[PG]))
-    finally:
-        plane.enforce_vault_network = False
+    # Outside the vault's VNet the data plane answers 403: the password is generated and
+    # written through the ARM control plane, and the server is created with it in the same
+    # run without reading it back. No value in any output.
+    ctl("POST", "config", {"enforce_vault_network": True})
+    engine = Engine(state, clients)
+    result = engine.apply(engine.plan(targets=[PG]))
+    assert result.get(PG).outcome is Outcome.CREATED, result.render()
+    password = str(emu.world.secrets.get("nsc-kv-dev", "langfuse-pg-admin-password")["value"])
+    assert password
+    puts = [
+        r for r in ctl("GET", "requests") if r["method"] == "PUT" and "flexibleServers" in r["path"]
+    ]
+    assert puts
+    assert password not in result.render()
+    assert password not in json.dumps(engine.plan(targets=[PG]).to_json())
+
+
+def test_private_vault_password_from_an_earlier_run_cannot_be_read_and_nothing_is_created(
+    emu: Emulator, state: DesiredState, clients: Clients, ctl: Callable[..., Any]
+) -> None:
+    # The secret exists from an earlier run and the server does not (deleted by hand): from
+    # outside the VNet the password cannot be read, so the server is not created, and the
+    # error says why without any value.
+    secret_only = Engine(state, clients)
+    secret_only.apply(secret_only.plan(targets=["key_vault_secret/langfuse-pg-admin-password"]))
+    ctl("POST", "config", {"enforce_vault_network": True})
+    ctl("DELETE", "requests")
+    engine = Engine(state, clients)
+    result = engine.apply(engine.plan(targets=[PG]))
     failed = result.get(PG)
     assert failed.outcome is Outcome.FAILED
     assert "cannot read secret langfuse-pg-admin-password" in (failed.detail or "")
     assert "HTTP 403" in (failed.detail or "")
     assert not [w for w in _writes(ctl) if "flexibleServers" in w[1]]
-    # Generated (through the ARM control plane) but unreadable from here; never echoed.
     password = str(emu.world.secrets.get("nsc-kv-dev", "langfuse-pg-admin-password")["value"])
-    assert password
     assert password not in (failed.detail or "")
     assert password not in result.render()

@@ -82,17 +82,25 @@ class ControlPlane:
         return Response(200, [rule.to_json() for rule in self.controls.faults()])
 
     def _config(self) -> dict[str, Any]:
-        return {"latency_ms": self.controls.latency_ms, "lro_seconds": dict(self.world.lro_seconds)}
+        return {
+            "latency_ms": self.controls.latency_ms,
+            "lro_seconds": dict(self.world.lro_seconds),
+            "enforce_vault_network": self.world.enforce_vault_network,
+        }
 
     def _configure(self, body: Any) -> Response:
         if not isinstance(body, dict):
             return _error(400, "InvalidConfig", "config must be a JSON object")
-        unknown = set(body) - {"latency_ms", "lro_seconds"}
+        unknown = set(body) - {"latency_ms", "lro_seconds", "enforce_vault_network"}
         if unknown:
             return _error(400, "InvalidConfig", f"unknown config field(s): {sorted(unknown)}")
         try:
             if "latency_ms" in body:
                 self.controls.latency_ms = max(0.0, float(body["latency_ms"]))
+            if "enforce_vault_network" in body:
+                if not isinstance(body["enforce_vault_network"], bool):
+                    raise TypeError("enforce_vault_network must be true or false")
+                self.world.enforce_vault_network = body["enforce_vault_network"]
             lro = body.get("lro_seconds") or {}
             if not isinstance(lro, dict):
                 raise TypeError("lro_seconds must map resource types to seconds")

@@ -59,6 +59,8 @@ class WorldView(Protocol):
 
     def list_by_type(self, arm_type: str) -> list[dict[str, Any]]: ...
 
+    enforce_vault_network: bool
+
 
 class _Fail(Exception):
     """Answer this error response now."""
@@ -184,7 +186,8 @@ class KeyVaultPlane:
                 f"Vault {vault} does not exist (on Azure its DNS name would not resolve).",
             )
         properties = arm.get("properties") or {}
-        if self.enforce_vault_network and properties.get("publicNetworkAccess") == "Disabled":
+        enforce = self.enforce_vault_network or self.world.enforce_vault_network
+        if enforce and properties.get("publicNetworkAccess") == "Disabled":
             raise _Fail(
                 403,
                 "Forbidden",

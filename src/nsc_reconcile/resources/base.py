@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -64,11 +65,26 @@ class Context:
         self._output_of = output_of
         self._live_of = live_of
         self._register_secret = register_secret
+        self._written: dict[str, str] = {}
+        self._written_lock = threading.Lock()
 
     def register_secret(self, value: str | None) -> None:
         """Declare a secret value this run handles: it is redacted from every output."""
         if value is not None and self._register_secret is not None:
             self._register_secret(value)
+
+    def remember_secret(self, address: str, value: str) -> None:
+        """Keep a secret value written in this run (e.g. a generated password) for other
+        resources of the same run: a vault whose data plane is private cannot be read back
+        from outside its VNet. Kept in memory only; registered for redaction."""
+        self.register_secret(value)
+        with self._written_lock:
+            self._written[address] = value
+
+    def written_secret(self, address: str) -> str | None:
+        """The value written to ``address`` in this run, if any."""
+        with self._written_lock:
+            return self._written.get(address)
 
     @property
     def subscription_id(self) -> str:

@@ -129,10 +129,14 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
         ).result()
 
     def _admin_password(self, ctx: Context, resource: PostgresqlServer) -> str:
-        """The generated password, read from the vault's data plane (never displayed)."""
+        """The generated password: as generated earlier in this run, else read from the
+        vault's data plane (never displayed)."""
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         name = resource.admin_password.key_vault_secret
+        written = ctx.written_secret(f"key_vault_secret/{name}")
+        if written is not None:  # generated in this run: no read (works with a private vault)
+            return written
         if ctx.state.secrets is None:
             raise AdminPasswordUnavailableError(f"no `secrets` section: cannot read {name}")
         vault = ctx.state.secrets.vault

@@ -201,11 +201,15 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         if isinstance(value, Unknown):
             raise SecretSourceError(f"secret {resource.name}: {value} is not available")
         writer = _Writer(ctx, self._vault(ctx), self._vault_group(ctx), resource.name)
+        address = f"{self.kind}/{resource.name}"
         if live is None:
             if value is None:  # generate: once, never again once it exists
-                writer.create_generated(_generate_spec(resource), tags, content_type)
+                made = writer.create_generated(_generate_spec(resource), tags, content_type)
+                if made is not None:
+                    ctx.remember_secret(address, made)
             else:
                 writer.set(value, tags, content_type)
+                ctx.remember_secret(address, value)
             return
         same_value = all(
             live.fields.get(path) == ours[path]
@@ -214,6 +218,7 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         )
         if value is not None and not same_value:
             writer.set(value, tags, content_type)
+            ctx.remember_secret(address, value)
         else:
             writer.update(tags, content_type)
 
@@ -323,13 +328,18 @@ class _Writer:
 
     def create_generated(
         self, spec: Generate, tags: dict[str, str], content_type: str | None
-    ) -> None:
+    ) -> str | None:
         """Generate and set a value, unless a soft-deleted secret of that name comes back
-        on recovery: its value is kept (generated once means once)."""
+        on recovery: its value is kept (generated once means once). Returns the value set,
+        None when a recovered one was kept."""
+        value = generate(spec)
+        self.ctx.register_secret(value)
         try:
-            self.set_if_absent(generate(spec), tags, content_type)
+            self.set_if_absent(value, tags, content_type)
         except _Recovered:
             self.update(tags, content_type)
+            return None
+        return value
 
     def set_if_absent(self, value: str, tags: dict[str, str], content_type: str | None) -> None:
         def data_plane() -> None:

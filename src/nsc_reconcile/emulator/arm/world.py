@@ -128,6 +128,9 @@ class World:
         self.lock = threading.RLock()
         self.kinds: dict[str, Kind] = {k: cls() for k, cls in discover_kinds().items()}
         self.lro_seconds: dict[str, float] = {}
+        # When set, a vault with publicNetworkAccess Disabled refuses data-plane calls with
+        # 403 ForbiddenByConnection, as Azure does for a caller outside the VNet.
+        self.enforce_vault_network = False
         self.operations: dict[str, Operation] = {}
         self._resources: dict[str, Resource] = {}
         self._reserved_ips: dict[str, set[str]] = {}
@@ -328,6 +331,7 @@ class World:
             self.operations.clear()
             self.engine._finals.clear()
             self.lro_seconds.clear()
+            self.enforce_vault_network = False
             self._rng = random.Random(1)
 
     def handle(self, request: Request) -> Response:
