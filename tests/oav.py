@@ -56,6 +56,15 @@ def validate_requests(requests: list[dict[str, Any]], folder: Path) -> Verdict:
         details=[line for line in lines if line.startswith("    ")],
         output=run.stdout[-3000:] + run.stderr[-3000:],
     )
-    print("\n".join(["exchanges without a specification in the pack:", *verdict.unknown]))
+    summary = [
+        f"oav: {len(verdict.passed)} passed, {len(verdict.failed)} failed, "
+        f"{len(verdict.unknown)} without a specification in the pack:",
+        *verdict.unknown,
+    ]
+    print("\n".join(summary))
+    report = os.environ.get("NSC_OAV_REPORT")  # .ci/run prints it after the tests
+    if report:
+        with open(report, "a", encoding="utf-8") as out:
+            out.write("\n".join([f"== {folder.parent.name}", *summary, ""]))
     assert run.returncode in (0, 1), verdict.output  # 1 = some FAIL; anything else broke
     return verdict

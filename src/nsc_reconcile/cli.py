@@ -168,8 +168,13 @@ def plan(
     state = load_desired_state(file, env=env)
     with _target(emulator_url, state.subscription_id) as (clients, where):
         err.print(f"planning {file} ({state.environment}) against {where}", highlight=False)
+        from nsc_reconcile.engine import UnknownTargetError
+
         engine = _engine(state, clients, file, parallelism)
-        result = engine.plan(list(targets) or None)
+        try:
+            result = engine.plan(list(targets) or None)
+        except UnknownTargetError as error:
+            raise click.UsageError(str(error)) from None
     out_console.print(result.render(fmt), highlight=False, markup=False, soft_wrap=True)
     if out is not None:
         result.save(out)

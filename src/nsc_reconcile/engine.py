@@ -47,6 +47,10 @@ class Progress(Protocol):
     def retrying(self, address: str, error: str, delay: float) -> None: ...
 
 
+class UnknownTargetError(ValueError):
+    """A --target address that the desired state does not declare."""
+
+
 class PlanStaleError(Exception):
     """A saved plan no longer matches live state or the desired state; nothing was written."""
 
@@ -187,7 +191,7 @@ class Engine:
             address = stack.pop()
             if address not in self.graph.nodes:
                 known = ", ".join(sorted(self.graph.nodes))
-                raise ValueError(f"--target {address}: no such resource; known: {known}")
+                raise UnknownTargetError(f"--target {address}: no such resource; known: {known}")
             if address not in wanted:
                 wanted.add(address)
                 stack.extend(self.graph.depends_on[address])

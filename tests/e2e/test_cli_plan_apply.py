@@ -247,3 +247,33 @@ def test_no_secret_value_appears_in_any_output(
     assert len(values) >= 10
     for value in values:
         assert value not in text, "a secret value leaked into the output"
+
+
+def test_apply_without_yes_on_a_non_terminal_refuses_and_writes_nothing(
+    arm: str, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm)
+    assert code == 1
+    assert "--yes" in err
+    assert writes(ctl("GET", "requests")) == []
+
+
+def test_target_limits_the_plan_to_a_resource_and_its_dependencies(
+    arm: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--format", "json",
+        "--target", "private_dns_zone_link/privatelink.openai.azure.com/link-nsc-vnet-dev",
+    )  # fmt: skip
+    assert code == 0, err
+    addresses = [r["address"] for r in json.loads(out)["resources"]]
+    assert addresses == [
+        "private_dns_zone/privatelink.openai.azure.com",
+        "virtual_network/nsc-vnet-dev",
+        "private_dns_zone_link/privatelink.openai.azure.com/link-nsc-vnet-dev",
+    ]
+    code, _, err = run(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target", "nsg_rule/nope"
+    )
+    assert code == 1
+    assert "no such resource" in err
