@@ -7,6 +7,7 @@ Thin: parses arguments, calls the library, renders results, maps outcomes to exi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from rich.console import Console
 
 from nsc_reconcile.errors import DesiredStateError
 from nsc_reconcile.progress import ConsoleProgress
+from nsc_reconcile.redaction import RedactingFilter, Redactor
 
 if TYPE_CHECKING:
     from nsc_reconcile.azure import Clients
@@ -31,6 +33,8 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
 BUNDLED = "<bundled>"
+# The secret values this process handles (one CLI run = one process): redacted everywhere.
+REDACTOR = Redactor()
 
 out = Console(soft_wrap=False)
 out_console = out
@@ -110,7 +114,17 @@ def _target(emulator_url: str | None, subscription_id: str | None) -> Iterator[t
                 "no subscription: set subscription_id in the file or AZURE_SUBSCRIPTION_ID "
                 "(or use --emulator)"
             )
-        yield Clients(AzureTarget.for_azure(subscription)), f"Azure subscription {subscription}"
+        target = AzureTarget.for_azure(subscription)
+        try:  # one clear error up front rather than one per resource
+            target.credential.get_token("https://management.azure.com/.default")
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise click.ClickException(
+                f"cannot authenticate to Azure ({type(error).__name__}: {first}); sign in "
+                "with `az login`, set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or "
+                "use --emulator"
+            ) from None
+        yield Clients(target), f"Azure subscription {subscription}"
         return
     if emulator_url == BUNDLED:
         from nsc_reconcile.emulator.app import Emulator
@@ -119,7 +133,20 @@ def _target(emulator_url: str | None, subscription_id: str | None) -> Iterator[t
             arm = str(running.info["arm"])
             yield Clients(AzureTarget.for_emulator(arm)), f"bundled emulator at {arm} (baseline)"
         return
-    yield Clients(AzureTarget.for_emulator(emulator_url)), f"emulator at {emulator_url}"
+    from nsc_reconcile.azure import NotLoopbackError
+
+    try:
+        target = AzureTarget.for_emulator(emulator_url)
+    except NotLoopbackError as error:
+        raise click.UsageError(str(error)) from None
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        raise click.ClickException(
+            f"cannot reach the emulator at {emulator_url} ({reason}); start one with "
+            "`python -m nsc_reconcile emulator` and pass its `arm` URL, or use --emulator "
+            "alone for the bundled one"
+        ) from None
+    yield Clients(target), f"emulator at {emulator_url}"
 
 
 def _engine(
@@ -137,7 +164,17 @@ def _engine(
         parallelism=parallelism,
         progress=progress,
         state_file=str(file) if file is not None else None,
+        redactor=REDACTOR,
     )
+
+
+def _configure_logging(debug: bool) -> None:
+    """Errors only by default; with --debug everything, SDK traffic included. Every record
+    goes through the redactor, so no secret value reaches the log at any verbosity."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter(REDACTOR))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.ERROR, handlers=[handler])
 
 
 @cli.command()
@@ -280,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point. Exit codes: 0 ok, 1 error (bad input, failed call)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    _configure_logging(debug)
     try:
         result = cli.main(args=args, prog_name="nsc-reconcile", standalone_mode=False)
     except DesiredStateError as exc:

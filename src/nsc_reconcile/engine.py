@@ -285,8 +285,8 @@ class Engine:
                 "exists but was not created by nsc-reconcile (no managed-by tag); "
                 "set `adopt: true` on it to take it over"
             )
-        if live is None and getattr(resource, "mode", None) == "reuse":
-            return "mode is `reuse` but the resource does not exist"
+        if live is None and resource.must_exist:
+            return "mode is `reuse` but the resource does not exist (it is never created)"
         return None
 
     # ------------------------------------------------------------------ applying

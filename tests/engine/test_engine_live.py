@@ -204,3 +204,15 @@ def test_missing_existing_reference_blocks_only_its_dependents(
     assert not [
         r for r in arm_requests(ctl) if r["method"] == "PUT" and "securityRules" in r["path"]
     ]
+
+
+def test_reuse_mode_never_creates_a_missing_account(state: DesiredState, clients: Clients) -> None:
+    data = state.model_dump()
+    data["openai_accounts"][0]["mode"] = "reuse"
+    reuse = DesiredState.model_validate(data)
+    deployment = "openai_deployment/nsc-aoai-dev/gpt-4o-mini"
+    plan = engine_for(reuse, clients).plan([deployment])
+    account = plan.get("openai_account/nsc-aoai-dev")
+    assert account.action is Action.BLOCKED
+    assert "reuse" in (account.reason or "")
+    assert plan.get(deployment).action is Action.BLOCKED

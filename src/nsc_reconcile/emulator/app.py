@@ -15,6 +15,9 @@ from typing import Any
 
 from nsc_reconcile.emulator.arm import World
 from nsc_reconcile.emulator.control import PREFIX, ControlPlane, encode_info
+from nsc_reconcile.emulator.dns import DnsServer
+from nsc_reconcile.emulator.keyvault import KeyVaultPlane
+from nsc_reconcile.emulator.kubernetes import KubernetesPlane
 from nsc_reconcile.emulator.protocol import Plane, Request, Response
 from nsc_reconcile.emulator.server import Controls, HttpServer, TlsFiles, make_tls
 from nsc_reconcile.emulator.worlds import build_world
@@ -51,8 +54,8 @@ class Emulator:
         self.info: dict[str, Any] = {}
         self._servers: list[HttpServer] = []
         self._tls: TlsFiles | None = None
-        self._dns: Any = None
-        self._kubernetes: Any = None
+        self._dns: DnsServer | None = None
+        self._kubernetes: KubernetesPlane | None = None
         self._lock = threading.Lock()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -67,7 +70,7 @@ class Emulator:
         kubernetes_url = self._mount_kubernetes()
         dns_address = self._mount_dns()
         self.world.urls.update(
-            {"arm": arm.url, "keyvault": keyvault_url or "", "kubernetes": kubernetes_url or ""}
+            {"arm": arm.url, "keyvault": keyvault_url, "kubernetes": kubernetes_url}
         )
         if self._built_world:  # rebuild now that URLs are known (e.g. a vault's vaultUri)
             self.world.reseed()
@@ -124,9 +127,7 @@ class Emulator:
             self._servers.append(server)
         return server
 
-    def _mount_keyvault(self) -> str | None:
-        from nsc_reconcile.emulator.keyvault import KeyVaultPlane
-
+    def _mount_keyvault(self) -> str:
         plane = KeyVaultPlane(self.world)
         main = self._serve(plane, "keyvault", tls=True)
         self.world.urls["keyvault"] = main.url
@@ -139,25 +140,11 @@ class Emulator:
         plane.listen = listen
         return main.url
 
-    def _mount_kubernetes(self) -> str | None:
-        try:
-            from nsc_reconcile.emulator.kubernetes import KubernetesPlane
-        except ModuleNotFoundError as exc:
-            # TODO(helper B): emulator/kubernetes.py not written yet; mount it once it exists.
-            if exc.name != "nsc_reconcile.emulator.kubernetes":
-                raise
-            return None
+    def _mount_kubernetes(self) -> str:
         self._kubernetes = KubernetesPlane()
         return self._serve(self._kubernetes, "kubernetes").url
 
-    def _mount_dns(self) -> str | None:
-        try:
-            from nsc_reconcile.emulator.dns import DnsServer
-        except ModuleNotFoundError as exc:
-            # TODO(helper B): emulator/dns.py not written yet; mount it once it exists.
-            if exc.name != "nsc_reconcile.emulator.dns":
-                raise
-            return None
+    def _mount_dns(self) -> str:
         self._dns = DnsServer(self.world, host="127.0.0.1", port=0)
         self._dns.start()
         host, port = self._dns.address

@@ -100,6 +100,11 @@ class Resource(Model):
         return []
 
     @property
+    def must_exist(self) -> bool:
+        """Whether the resource is only reconciled, never created (e.g. an account reused)."""
+        return False
+
+    @property
     def details(self) -> str:
         """A short description of what the resource contains, for summaries."""
         return ""

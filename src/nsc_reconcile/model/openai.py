@@ -116,6 +116,10 @@ class OpenAIAccount(Resource):
             raise policy_violation(PRIVATE_ONLY, "public_network_access must be 'Disabled'")
         return value
 
+    @property
+    def must_exist(self) -> bool:
+        return self.mode == "reuse"
+
     def model_post_init(self, _context: object, /) -> None:
         for deployment in self.deployments:
             deployment._account = self.name

@@ -1,0 +1,26 @@
+"""Kubernetes API subset (the AKS cluster's API server) for the real ``kubernetes`` client.
+
+A pure ``Plane`` with its own state: namespaces, core/v1 services, serviceaccounts, secrets,
+configmaps and apps/v1 deployments; GET/LIST/POST/PUT/DELETE and PATCH (JSON patch, merge
+patch, an approximation of strategic merge, server-side apply) with Kubernetes ``Status`` errors.
+
+Approximations (said plainly): strategic merge merges lists of objects only by the common merge
+keys (containers/initContainers/volumes/env/envFrom-less by ``name``, service ports by ``port``,
+volumeMounts by ``mountPath``, container ports by ``containerPort``) and honours ``null`` and
+``$patch: delete`` in those lists; server-side apply tracks field ownership at leaf granularity
+with every list atomic (real SSA merges keyed lists element-wise). The cluster is healthy:
+a Deployment's pods are all ready at once. No watch, no pods, no authentication check.
+
+Modules: ``plane`` (routing, ``KubernetesPlane``), ``store`` (objects, resourceVersion, uid),
+``defaults`` (per-kind validation and defaults), ``patches`` (JSON/merge/strategic patch),
+``ownership`` (field managers, server-side apply), ``resources`` (served types, discovery),
+``errors`` (``Status`` errors), ``bodies`` (request bodies, field manager).
+"""
+
+from __future__ import annotations
+
+from nsc_reconcile.emulator.kubernetes.defaults import SERVICE_CIDR
+from nsc_reconcile.emulator.kubernetes.plane import KubernetesPlane
+from nsc_reconcile.emulator.kubernetes.resources import ResourceType
+
+__all__ = ["SERVICE_CIDR", "KubernetesPlane", "ResourceType"]
