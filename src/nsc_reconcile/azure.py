@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
     from azure.mgmt.privatedns import PrivateDnsManagementClient
     from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.monitor.ingestion import LogsIngestionClient
 
 __all__ = [
     "AKS_SERVER_APP_SCOPE",
@@ -335,6 +336,17 @@ class Clients:
             )
             self._secret_clients[url] = client
         return client
+
+    def logs_ingestion_client(self, endpoint: str) -> LogsIngestionClient:
+        """A Logs Ingestion client for a DCR's ``logsIngestion`` endpoint (emulator: loopback
+        only, trusting its CA)."""
+        from azure.monitor.ingestion import LogsIngestionClient
+
+        if self.target.arm_url is not None:
+            _require_loopback(endpoint, "logs ingestion endpoint")
+        return LogsIngestionClient(
+            endpoint=endpoint, credential=self.target.credential, **self._transport_kwargs()
+        )
 
     def kubeconfig(self, resource_group: str, cluster_name: str) -> dict[str, Any]:
         """The cluster's user kubeconfig (``listClusterUserCredential``) as a dict."""

@@ -11,6 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.monitor import models as mon
 
 from nsc_reconcile.azure import Clients
+from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import LOG_ANALYTICS_NAME, RESOURCE_GROUP, SUBSCRIPTION_ID
 
 RG = RESOURCE_GROUP
@@ -131,12 +132,14 @@ def test_log_alert_rule_validates_references_and_severity(clients: Clients) -> N
     assert names == ["agent-errors"]
 
 
-def test_direct_dcr_has_stable_immutable_id_and_ingestion_endpoint(clients: Clients) -> None:
+def test_direct_dcr_has_stable_immutable_id_and_ingestion_endpoint(
+    clients: Clients, emu: Emulator
+) -> None:
     created: Any = clients.monitor.data_collection_rules.create(RG, "nsc-dcr-agent", body=_dcr())
     assert re.fullmatch(r"dcr-[0-9a-f]{32}", created.immutable_id)
     endpoint = created.endpoints.logs_ingestion
+    assert endpoint == emu.info["ingestion"]  # the emulator's Logs Ingestion API (HTTPS)
     assert endpoint.startswith("https://")
-    assert endpoint.endswith(".ingest.monitor.azure.com")
     law: Any = clients.loganalytics.workspaces.get(RG, LOG_ANALYTICS_NAME)
     assert created.destinations.log_analytics[0].workspace_id == law.properties.customer_id
     updated_body = _dcr()

@@ -28,6 +28,7 @@ from nsc_reconcile.emulator.worlds import (
     ZONE_GROUP_NAME,
     baseline_ids,
 )
+from tests.emulator.test_ingestion_plane import make_dcr
 from tests.oav import validate_requests
 
 IDS = baseline_ids()
@@ -249,6 +250,15 @@ def drive_scenario(emu: Emulator, clients: Clients) -> None:
     secrets.get_deleted_secret("langfuse-public-key")
     secrets.begin_recover_deleted_secret("langfuse-public-key").result()
     clients.resource.resource_groups.get(RESOURCE_GROUP)
+    # Logs Ingestion API (no specification in the pack: listed as such)
+    make_dcr(emu, clients)
+    rule = mon.data_collection_rules.get(RESOURCE_GROUP, "dcr-agent-events")
+    assert rule.endpoints is not None
+    clients.logs_ingestion_client(str(rule.endpoints.logs_ingestion)).upload(
+        rule_id=str(rule.immutable_id),
+        stream_name="Custom-AgentEvents_CL",
+        logs=[{"TimeGenerated": "2026-11-26T05:00:00Z", "EventType": "TRIAGE_READY"}],
+    )
     _ = emu
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from nsc_reconcile.emulator.arm import World
 from nsc_reconcile.emulator.control import PREFIX, ControlPlane, encode_info
 from nsc_reconcile.emulator.dns import DnsServer
+from nsc_reconcile.emulator.ingestion import IngestionPlane
 from nsc_reconcile.emulator.keyvault import KeyVaultPlane
 from nsc_reconcile.emulator.kubernetes import KubernetesPlane
 from nsc_reconcile.emulator.protocol import Plane, Request, Response
@@ -68,9 +69,15 @@ class Emulator:
         arm = self._serve(_ArmRouter(control, self.world), "arm", port=self.port)
         keyvault_url = self._mount_keyvault()
         kubernetes_url = self._mount_kubernetes()
+        ingestion_url = self._serve(IngestionPlane(self.world), "ingestion", tls=True).url
         dns_address = self._mount_dns()
         self.world.urls.update(
-            {"arm": arm.url, "keyvault": keyvault_url, "kubernetes": kubernetes_url}
+            {
+                "arm": arm.url,
+                "keyvault": keyvault_url,
+                "kubernetes": kubernetes_url,
+                "ingestion": ingestion_url,
+            }
         )
         if self._built_world:  # rebuild now that URLs are known (e.g. a vault's vaultUri)
             self.world.reseed()
@@ -78,6 +85,7 @@ class Emulator:
             "arm": arm.url,
             "keyvault": keyvault_url,
             "kubernetes": kubernetes_url,
+            "ingestion": ingestion_url,
             "dns": dns_address,
             "ca_cert": str(self._tls.ca_cert),
             "subscription_id": self.world.subscription_id,

@@ -63,6 +63,12 @@ class ControlPlane:
             return self._configure(body)
         if what == "state":
             return self._state(request, body)
+        if route == ("GET", "logs"):  # rows accepted by the Logs Ingestion API
+            table = request.query.get("table")
+            with self.world.lock:
+                if table is not None:
+                    return Response(200, list(self.world.logs.get(table, [])))
+                return Response(200, {name: list(rows) for name, rows in self.world.logs.items()})
         if route == ("POST", "reset"):
             self._reset()
             return Response(200, {"reset": True, "world": self.world.name})

@@ -8,6 +8,7 @@ rules and latency (``Controls``). Knows nothing about ARM semantics.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import re
 import socket
@@ -210,10 +211,16 @@ def make_tls(directory: Path | None = None) -> TlsFiles:
     return TlsFiles(directory=folder, ca_cert=ca_path, context=context)
 
 
-def _decoded(body: bytes, content_type: str) -> Any:
-    """A body for the log: parsed JSON when it is JSON, text otherwise, None when empty."""
+def _decoded(body: bytes, content_type: str, encoding: str = "") -> Any:
+    """A body for the log: parsed JSON when it is JSON, text otherwise, None when empty.
+    A gzip body (Logs Ingestion uploads) is logged decompressed."""
     if not body:
         return None
+    if encoding.lower() == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except OSError:
+            return f"<{len(body)} bytes, not valid gzip>"
     if "json" in content_type or body[:1] in (b"{", b"["):
         try:
             return json.loads(body)
@@ -287,7 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
             "query": query,
             "url": self.path,
             "request_headers": {k: headers[k] for k in _LOGGED_REQUEST_HEADERS if k in headers},
-            "request_body": _decoded(body, headers.get("content-type", "")),
+            "request_body": _decoded(
+                body, headers.get("content-type", ""), headers.get("content-encoding", "")
+            ),
             "time": time.time(),
             "fault": None,
         }

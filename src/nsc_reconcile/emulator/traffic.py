@@ -18,6 +18,10 @@ __all__ = ["ARM_HOST", "KEYVAULT_HOST", "export_exchanges", "to_exchange"]
 
 ARM_HOST = "https://management.azure.com"
 KEYVAULT_HOST = "https://myvault.vault.azure.net"
+# The Logs Ingestion API has no specification in the pack: exported so that the validator
+# lists its exchanges as without a specification, rather than leaving them out.
+INGESTION_HOST = "https://mydcr-a1b2.koreacentral-1.ingest.monitor.azure.com"
+_HOSTS = {"arm": ARM_HOST, "keyvault": KEYVAULT_HOST, "ingestion": INGESTION_HOST}
 _OPERATION_STATUS = re.compile(r"/providers/[^/]+/locations/[^/]+/operation(s|results)/", re.I)
 _LOOPBACK_URL = re.compile(r"^https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?", re.I)
 
@@ -28,7 +32,7 @@ def _url(host: str, path: str, query: dict[str, str]) -> str:
 
 
 def _exportable(entry: dict[str, Any]) -> bool:
-    if entry.get("plane") not in ("arm", "keyvault") or entry.get("status") is None:
+    if entry.get("plane") not in _HOSTS or entry.get("status") is None:
         return False
     path = str(entry.get("path", ""))
     if path.startswith("/_emulator/") or _OPERATION_STATUS.search(path):
@@ -42,7 +46,7 @@ def to_exchange(entry: dict[str, Any]) -> dict[str, Any] | None:
     """One log entry as ``{"liveRequest", "liveResponse"}``, or None when not exportable."""
     if not _exportable(entry):
         return None
-    host = ARM_HOST if entry["plane"] == "arm" else KEYVAULT_HOST
+    host = _HOSTS[str(entry["plane"])]
     path = str(entry["path"])
     if entry["plane"] == "keyvault" and len(path) > 1:
         # SecretClient asks for ".../secrets/NAME/" (empty version); the spec path has no slash.

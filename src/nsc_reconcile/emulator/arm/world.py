@@ -131,6 +131,8 @@ class World:
         # When set, a vault with publicNetworkAccess Disabled refuses data-plane calls with
         # 403 ForbiddenByConnection, as Azure does for a caller outside the VNet.
         self.enforce_vault_network = False
+        # Rows accepted by the Logs Ingestion API, per destination table (ingestion.py).
+        self.logs: dict[str, list[dict[str, Any]]] = {}
         self.operations: dict[str, Operation] = {}
         self._resources: dict[str, Resource] = {}
         self._reserved_ips: dict[str, set[str]] = {}
@@ -332,6 +334,7 @@ class World:
             self.engine._finals.clear()
             self.lro_seconds.clear()
             self.enforce_vault_network = False
+            self.logs.clear()
             self._rng = random.Random(1)
 
     def handle(self, request: Request) -> Response:

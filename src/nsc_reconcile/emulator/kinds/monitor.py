@@ -213,8 +213,9 @@ class DataCollectionRule(Kind):
             if not endpoints.get("logsIngestion"):
                 host = f"{rid.rsplit('/', 1)[1].lower()}-{secrets.token_hex(2)}"
                 region = _region(str(resource.get("location", "")))
+                local = world.urls.get("ingestion")  # the emulator's Logs Ingestion API
                 endpoints = {
-                    "logsIngestion": f"https://{host}.{region}-1.ingest.monitor.azure.com",
+                    "logsIngestion": local or f"https://{host}.{region}-1.ingest.monitor.azure.com",
                     "metricsIngestion": f"https://{host}.{region}-1.metrics.ingest.monitor.azure.com",
                 }
             props["endpoints"] = endpoints
