@@ -151,6 +151,8 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
                     f"environment variable {source.env} is not set (source of secret "
                     f"{resource.name})"
                 )
+            if resource.sensitive:
+                ctx.register_secret(value)
             return value
         parsed = parse_output_ref(source.output or "")
         if parsed is None:  # the model validated it; kept for the type checker
@@ -161,6 +163,8 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
             return found
         if found is None or found == "":
             raise SecretSourceError(f"{kind}/{key} has no value for output {output}")
+        if resource.sensitive:
+            ctx.register_secret(str(found))
         return str(found)
 
     def declared(self, ctx: Context, resource: KeyVaultSecret) -> dict[str, Any]:
