@@ -118,15 +118,28 @@ def _subnet_exists(world: World, subnet_id: str) -> bool:
     return any(str(s.get("name", "")).lower() == name.lower() for s in subnets)
 
 
-class FlexibleServer(Kind):
+class _PostgresKind(Kind):
+    """What every Microsoft.DBforPostgreSQL type here shares (2025-08-01 spec): no etag,
+    writes answered 202 and long-running, no provisioningState unless a type says so."""
+
+    etag_field = False
+    put_statuses = (202,)
+    long_running = True
+    provisioning_state = False
+    delete_statuses = (202, 204)
+
+
+class _ServerChild(_PostgresKind):
+    """A child of a flexible server: no location of its own, no PATCH."""
+
+    location_required = False
+    patch_supported = False
+
+
+class FlexibleServer(_PostgresKind):
     """``Microsoft.DBforPostgreSQL/flexibleServers``: one server (public-access or VNet mode)."""
 
     type = SERVER_TYPE
-    etag_field = False  # PostgreSQL resources carry no etag in the 2025-08-01 schema
-    put_statuses = (202,)
-    long_running = True
-    provisioning_state = False  # not in the 2025-08-01 schema
-    delete_statuses = (202, 204)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         name = _name(rid)
@@ -288,17 +301,10 @@ def _default_configuration(name: str, version: str) -> Resource:
     }
 
 
-class Database(Kind):
+class Database(_ServerChild):
     """``flexibleServers/databases``: charset and collation fixed at creation."""
 
     type = DATABASE_TYPE
-    etag_field = False  # PostgreSQL resources carry no etag in the 2025-08-01 schema
-    put_statuses = (202,)
-    long_running = True
-    provisioning_state = False  # not in the 2025-08-01 schema
-    delete_statuses = (202, 204)
-    location_required = False
-    patch_supported = False
     immutable: ClassVar[dict[str, str]] = {
         "properties.charset": "PropertyChangeNotAllowed",
         "properties.collation": "PropertyChangeNotAllowed",
@@ -322,17 +328,10 @@ class Database(Kind):
         props.setdefault("collation", "en_US.utf8")
 
 
-class FirewallRule(Kind):
+class FirewallRule(_ServerChild):
     """``flexibleServers/firewallRules``: an IPv4 range allowed through the public endpoint."""
 
     type = FIREWALL_TYPE
-    etag_field = False  # PostgreSQL resources carry no etag in the 2025-08-01 schema
-    put_statuses = (202,)
-    long_running = True
-    provisioning_state = False  # not in the 2025-08-01 schema
-    delete_statuses = (202, 204)
-    location_required = False
-    patch_supported = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         server = _require_server(world, rid)
@@ -355,15 +354,12 @@ class FirewallRule(Kind):
             raise _invalid("The startIpAddress must not be greater than the endIpAddress.")
 
 
-class Configuration(Kind):
+class Configuration(_ServerChild):
     """``flexibleServers/configurations``: server parameters; only known names exist."""
 
     type = CONFIGURATION_TYPE
-    etag_field = False  # PostgreSQL resources carry no etag in the 2025-08-01 schema
-    put_statuses = (202,)
-    long_running = True
-    provisioning_state = False  # not in the 2025-08-01 schema
-    location_required = False
+    patch_supported = True  # Configurations_Update
+    delete_statuses = (200, 204)  # the spec has no delete; the base default
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         _require_server(world, rid)
@@ -394,15 +390,12 @@ class Configuration(Kind):
         resource["properties"] = merged
 
 
-class PrivateEndpointConnection(Kind):
+class PrivateEndpointConnection(_ServerChild):
     """``flexibleServers/privateEndpointConnections``: approve/reject a private endpoint."""
 
     type = PEC_TYPE
-    etag_field = False  # PostgreSQL resources carry no etag in the 2025-08-01 schema
-    put_statuses = (202,)
-    long_running = True
-    delete_statuses = (202, 204)
-    location_required = False
+    provisioning_state = True
+    patch_supported = True
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         _require_server(world, rid)
