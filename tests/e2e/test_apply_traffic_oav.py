@@ -4,7 +4,9 @@ pack. Every exchange must pass; those without a specification are listed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nsc_reconcile import apply, load_desired_state, plan
 from nsc_reconcile.azure import Clients
@@ -13,11 +15,25 @@ from tests.oav import validate_requests
 from tests.paths import DESIRED_STATE
 
 
-def test_apply_traffic_passes_oav(emu: Emulator, clients: Clients, tmp_path: Path) -> None:
+def test_apply_traffic_passes_oav(
+    emu: Emulator, clients: Clients, ctl: Callable[..., Any], tmp_path: Path
+) -> None:
     state = load_desired_state(DESIRED_STATE)
-    result = apply(plan(state, clients), state, clients)
+    first = plan(state, clients)
+    result = apply(first, state, clients)
     assert result.ok, result.render()
     assert not plan(state, clients).has_changes
+    # An update too: drift on the OpenAI account and an NSG rule, repaired by apply.
+    ids = {r.address: r.id for r in first.resources}
+    for address, change in (
+        ("openai_account/nsc-aoai-dev", ("publicNetworkAccess", "Enabled")),
+        ("nsg_rule/nsc-nsg-data-dev/allow-aks-to-openai-443", ("destinationPortRange", "8443")),
+    ):
+        body = ctl("GET", f"state?id={ids[address]}")
+        body["properties"][change[0]] = change[1]
+        ctl("PUT", f"state?id={ids[address]}", body)
+    repair = apply(plan(state, clients), state, clients)
+    assert len(repair.writes) == 2, repair.render()
     verdict = validate_requests(emu.controls.requests(), tmp_path / "traffic")
     assert not verdict.failed, "\n".join([*verdict.failed, *verdict.details[:40]])
     assert len(verdict.passed) >= 80, verdict.output
