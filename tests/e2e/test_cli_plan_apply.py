@@ -29,6 +29,7 @@ SEED_CREATES = [
     "log_alert/nsc-alert-triage-ready-dev",
     "log_alert/nsc-alert-approval-timeout-dev",
     "log_alert/nsc-alert-execution-failed-dev",
+    "kubernetes_workload/langfuse",  # seed §3.6: no longer left out of plans
 ]
 SEED_KEYS = [
     "azure-openai-api-key",
@@ -108,9 +109,10 @@ def test_plan_apply_plan_converges_with_no_writes(
     plan = plan_json(capsys, arm)
     endpoints = [r for r in plan["resources"] if r["address"].startswith("private_endpoint/")]
     # One GET per resource; a private endpoint also reads its zone group and its A record
-    # (so a deleted record is seen); the OpenAI key costs one listKeys.
+    # (so a deleted record is seen); the OpenAI key costs one listKeys, the LangFuse workload
+    # one listClusterUserCredential (its kubeconfig; its reads go to the Kubernetes plane).
     assert len(gets) <= len(plan["resources"]) + 2 * len(endpoints), len(gets)
-    assert posts == ["listKeys"]
+    assert sorted(posts) == ["listClusterUserCredential", "listKeys"]
 
     ctl("DELETE", "requests")
     code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")

@@ -78,7 +78,7 @@ def test_discovery_and_version(api: k8s.ApiClient) -> None:
     groups = {g.name for g in k8s.ApisApi(api).get_api_versions().groups}
     assert groups == {"apps"}
     kinds = {r.kind for r in k8s.AppsV1Api(api).get_api_resources().resources}
-    assert kinds == {"Deployment"}
+    assert kinds == {"Deployment", "StatefulSet"}
 
 
 def test_namespace_lifecycle(api: k8s.ApiClient) -> None:

@@ -1,15 +1,18 @@
 """Kubernetes API subset (the AKS cluster's API server) for the real ``kubernetes`` client.
 
 A pure ``Plane`` with its own state: namespaces, core/v1 services, serviceaccounts, secrets,
-configmaps and apps/v1 deployments; GET/LIST/POST/PUT/DELETE and PATCH (JSON patch, merge
-patch, an approximation of strategic merge, server-side apply) with Kubernetes ``Status`` errors.
+configmaps, persistentvolumeclaims and apps/v1 deployments and statefulsets;
+GET/LIST/POST/PUT/DELETE and PATCH (JSON patch, merge patch, an approximation of strategic
+merge, server-side apply) with Kubernetes ``Status`` errors.
 
 Approximations (said plainly): strategic merge merges lists of objects only by the common merge
 keys (containers/initContainers/volumes/env/envFrom-less by ``name``, service ports by ``port``,
 volumeMounts by ``mountPath``, container ports by ``containerPort``) and honours ``null`` and
 ``$patch: delete`` in those lists; server-side apply tracks field ownership at leaf granularity
 with every list atomic (real SSA merges keyed lists element-wise). The cluster is healthy:
-a Deployment's pods are all ready at once. No watch, no pods, no authentication check.
+a Deployment's or StatefulSet's pods are all ready at once, a StatefulSet's claims are
+created (and bound) at once and kept when it is deleted or scaled down. No watch, no pods,
+no authentication check.
 
 Modules: ``plane`` (routing, ``KubernetesPlane``), ``store`` (objects, resourceVersion, uid),
 ``defaults`` (per-kind validation and defaults), ``patches`` (JSON/merge/strategic patch),

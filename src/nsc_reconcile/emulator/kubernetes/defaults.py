@@ -1,6 +1,7 @@
 """Per-kind validation and server defaults (names, secrets, services with cluster IPs and node
-ports, deployments with generation, revision and an always-ready status). Reads the stored
-objects only to allocate free addresses and ports; never writes them.
+ports, deployments and statefulsets with generation, revision and an always-ready status,
+persistent volume claims bound at once). Reads the stored objects only to allocate free
+addresses and ports; never writes them.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def prepare(objects: Objects, rt: ResourceType, name: str, obj: Obj, old: Obj | 
         _prepare_services(objects, rt, name, obj, old)
     elif rt.plural == "deployments":
         _prepare_deployments(rt, name, obj, old)
+    elif rt.plural == "statefulsets":
+        _prepare_statefulsets(rt, name, obj, old)
+    elif rt.plural == "persistentvolumeclaims":
+        _prepare_claims(rt, name, obj, old)
     return obj
 
 
@@ -203,47 +208,7 @@ def _prepare_deployments(rt: ResourceType, name: str, obj: Obj, old: Obj | None)
             "spec.selector",
             f"Invalid value: {json.dumps(selector)}: field is immutable",
         )
-    template = spec.get("template") or {}
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        raise invalid(
-            rt,
-            name,
-            "spec.template.metadata.labels",
-            f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`",
-        )
-    pod = template.get("spec") or {}
-    containers = pod.get("containers") or []
-    if not containers:
-        raise invalid(rt, name, "spec.template.spec.containers", "Required value")
-    for index, container in enumerate(containers):
-        if not isinstance(container, dict) or not container.get("name"):
-            raise invalid(
-                rt, name, f"spec.template.spec.containers[{index}].name", "Required value"
-            )
-        if not container.get("image"):
-            raise invalid(
-                rt, name, f"spec.template.spec.containers[{index}].image", "Required value"
-            )
-        image = str(container["image"])
-        tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
-        container.setdefault(
-            "imagePullPolicy",
-            "Always" if tagless or image.endswith(":latest") else "IfNotPresent",
-        )
-        container.setdefault("terminationMessagePath", "/dev/termination-log")
-        container.setdefault("terminationMessagePolicy", "File")
-        container.setdefault("resources", {})
-        for port in container.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-    pod.setdefault("restartPolicy", "Always")
-    pod.setdefault("terminationGracePeriodSeconds", 30)
-    pod.setdefault("dnsPolicy", "ClusterFirst")
-    pod.setdefault("securityContext", {})
-    pod.setdefault("schedulerName", "default-scheduler")
-    template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-    spec["template"] = {**template, "spec": pod}
+    _prepare_template(rt, name, spec, selector)
     replicas = spec.setdefault("replicas", 1)
     if not isinstance(replicas, int) or replicas < 0:
         raise invalid(rt, name, "spec.replicas", "Invalid value: must be >= 0")
@@ -299,6 +264,156 @@ def _prepare_deployments(rt: ResourceType, name: str, obj: Obj, old: Obj | None)
     ):
         status["conditions"] = old["status"]["conditions"]
     obj["status"] = status
+
+
+def _prepare_template(rt: ResourceType, name: str, spec: Obj, selector: Obj) -> None:
+    """Validate a workload's pod template against its selector and fill the pod defaults."""
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        raise invalid(
+            rt,
+            name,
+            "spec.template.metadata.labels",
+            f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`",
+        )
+    pod = template.get("spec") or {}
+    containers = pod.get("containers") or []
+    if not containers:
+        raise invalid(rt, name, "spec.template.spec.containers", "Required value")
+    for index, container in enumerate(containers):
+        if not isinstance(container, dict) or not container.get("name"):
+            raise invalid(
+                rt, name, f"spec.template.spec.containers[{index}].name", "Required value"
+            )
+        if not container.get("image"):
+            raise invalid(
+                rt, name, f"spec.template.spec.containers[{index}].image", "Required value"
+            )
+        image = str(container["image"])
+        tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
+        container.setdefault(
+            "imagePullPolicy",
+            "Always" if tagless or image.endswith(":latest") else "IfNotPresent",
+        )
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("resources", {})
+        for port in container.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+    pod.setdefault("restartPolicy", "Always")
+    pod.setdefault("terminationGracePeriodSeconds", 30)
+    pod.setdefault("dnsPolicy", "ClusterFirst")
+    pod.setdefault("securityContext", {})
+    pod.setdefault("schedulerName", "default-scheduler")
+    template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+    spec["template"] = {**template, "spec": pod}
+
+
+def _prepare_statefulsets(rt: ResourceType, name: str, obj: Obj, old: Obj | None) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        raise invalid(rt, name, "spec", "Required value")
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
+        raise invalid(rt, name, "spec.selector", "Required value")
+    _prepare_template(rt, name, spec, selector)
+    replicas = spec.setdefault("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        raise invalid(rt, name, "spec.replicas", "Invalid value: must be >= 0")
+    spec.setdefault("serviceName", "")
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault(
+        "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    )
+    for index, claim in enumerate(spec.get("volumeClaimTemplates") or []):
+        if not isinstance(claim, dict) or not (claim.get("metadata") or {}).get("name"):
+            raise invalid(
+                rt, name, f"spec.volumeClaimTemplates[{index}].metadata.name", "Required value"
+            )
+        claim.setdefault("apiVersion", "v1")
+        claim.setdefault("kind", "PersistentVolumeClaim")
+        claim_spec = claim.setdefault("spec", {})
+        claim_spec.setdefault("volumeMode", "Filesystem")
+        claim.setdefault("status", {"phase": "Pending"})
+    if old is not None:
+        mutable = (
+            "replicas", "ordinals", "template", "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy", "minReadySeconds",
+        )  # fmt: skip
+        fixed = {k: v for k, v in spec.items() if k not in mutable}
+        before = {k: v for k, v in old["spec"].items() if k not in mutable}
+        if fixed != before:
+            raise invalid(
+                rt,
+                name,
+                "spec",
+                "Forbidden: updates to statefulset spec for fields other than 'replicas', "
+                "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
+                "and 'minReadySeconds' are forbidden",
+            )
+    metadata = obj["metadata"]
+    if old is None:
+        metadata["generation"] = 1
+    else:
+        metadata["generation"] = int(old["metadata"].get("generation", 1)) + (spec != old["spec"])
+    revision = f"{name}-{_hash(spec['template'])}"
+    status: Obj = {
+        "observedGeneration": metadata["generation"],
+        "replicas": replicas,
+        "currentRevision": revision,
+        "updateRevision": revision,
+        "collisionCount": 0,
+    }
+    if replicas:
+        status.update(
+            readyReplicas=replicas,
+            currentReplicas=replicas,
+            updatedReplicas=replicas,
+            availableReplicas=replicas,
+        )
+    obj["status"] = status
+
+
+def _prepare_claims(rt: ResourceType, name: str, obj: Obj, old: Obj | None) -> None:
+    """A claim is bound at once to a dynamically provisioned volume (AKS ``default`` class)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or not spec.get("accessModes"):
+        raise invalid(rt, name, "spec.accessModes", "Required value")
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if not storage:
+        raise invalid(rt, name, "spec.resources[storage]", "Required value")
+    spec.setdefault("storageClassName", "default")
+    spec.setdefault("volumeMode", "Filesystem")
+    if old is not None:
+        for field in ("storageClassName", "volumeMode", "accessModes"):
+            if spec.get(field) != old["spec"].get(field):
+                raise invalid(
+                    rt,
+                    name,
+                    "spec",
+                    "Forbidden: spec is immutable after creation except resources.requests and "
+                    "volumeAttributesClassName for bound claims",
+                )
+        spec["volumeName"] = old["spec"].get("volumeName")
+    else:
+        spec["volumeName"] = f"pvc-{obj['metadata']['uid']}"
+    annotations = obj["metadata"].setdefault("annotations", {})
+    annotations.setdefault("pv.kubernetes.io/bind-completed", "yes")
+    annotations.setdefault("pv.kubernetes.io/bound-by-controller", "yes")
+    annotations.setdefault("volume.beta.kubernetes.io/storage-provisioner", "disk.csi.azure.com")
+    annotations.setdefault("volume.kubernetes.io/storage-provisioner", "disk.csi.azure.com")
+    obj["metadata"].setdefault("finalizers", ["kubernetes.io/pvc-protection"])
+    obj["status"] = {
+        "phase": "Bound",
+        "accessModes": list(spec["accessModes"]),
+        "capacity": {"storage": storage},
+    }
 
 
 def _hash(value: Any) -> str:

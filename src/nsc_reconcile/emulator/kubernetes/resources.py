@@ -52,7 +52,17 @@ TYPES = (
     ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
     ResourceType("", "v1", "secrets", "secret", "Secret", True),
     ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
+    ResourceType(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        True,
+        ("pvc",),
+    ),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",)),
+    ResourceType("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",)),
 )
 BY_ROUTE = {(t.group, t.version, t.plural): t for t in TYPES}
 NAMESPACES = BY_ROUTE[("", "v1", "namespaces")]

@@ -168,7 +168,27 @@ class Store:
             sa = {"metadata": {"name": "default"}}
             accounts = BY_ROUTE[("", "v1", "serviceaccounts")]
             self.create(accounts, name, sa, "kube-controller-manager", False)
+        self.claim_volumes(rt, namespace, obj)
         return self.render(rt, namespace, name, obj)
+
+    def claim_volumes(self, rt: ResourceType, namespace: str, obj: Obj) -> None:
+        """The StatefulSet controller's part: one claim per template and replica
+        (``<template>-<set>-<ordinal>``), created when missing and never deleted (Retain)."""
+        if rt.plural != "statefulsets":
+            return
+        claims = BY_ROUTE[("", "v1", "persistentvolumeclaims")]
+        name = obj["metadata"]["name"]
+        labels = ((obj["spec"].get("selector") or {}).get("matchLabels")) or {}
+        for template in obj["spec"].get("volumeClaimTemplates") or []:
+            for ordinal in range(int(obj["spec"].get("replicas") or 0)):
+                claim_name = f"{template['metadata']['name']}-{name}-{ordinal}"
+                if self.key(claims, namespace, claim_name) in self.objects:
+                    continue
+                claim = {
+                    "metadata": {"name": claim_name, "labels": dict(labels)},
+                    "spec": copy.deepcopy(template.get("spec") or {}),
+                }
+                self.create(claims, namespace, claim, "kube-controller-manager", False)
 
     def replace(
         self,
@@ -221,6 +241,7 @@ class Store:
         obj["metadata"]["resourceVersion"] = self.next_version()
         self.objects[key] = obj
         self.owners[key] = owners
+        self.claim_volumes(rt, namespace, obj)
         return self.render(rt, namespace, name, obj)
 
     def update_owners(

@@ -1,0 +1,338 @@
+"""The Kubernetes manifests of the LangFuse workload (kind ``kubernetes_workload``): every
+object as it is applied, built as pure functions of the resource and its inputs.
+No I/O here; reading, comparing and writing live in ``workload``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nsc_reconcile.changes import Unknown
+from nsc_reconcile.model.workload import Component, Image, InClusterDependency, Langfuse
+
+FIELD_MANAGER = "nsc-reconcile"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+PART_OF = "app.kubernetes.io/part-of"
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+DIGEST_ANNOTATION = "nsc-reconcile/values-sha256"
+
+Obj = dict[str, Any]
+
+# kind -> apiVersion of every kind we declare
+API_VERSIONS = {
+    "Namespace": "v1",
+    "ServiceAccount": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+}
+
+_CLICKHOUSE_USER = "langfuse"
+_MINIO_USER = "langfuse"
+_BUCKET = "langfuse"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One in-cluster dependency: its StatefulSet/Service name, port and data directory."""
+
+    part: str  # clickhouse | redis | blob_storage
+    suffix: str
+    port: int
+    data_path: str
+
+
+DEPENDENCIES = (
+    Dependency("clickhouse", "clickhouse", 8123, "/var/lib/clickhouse"),
+    Dependency("redis", "redis", 6379, "/data"),
+    Dependency("blob_storage", "minio", 9000, "/data"),
+)
+_CLICKHOUSE_NATIVE_PORT = 9000
+
+
+@dataclass
+class Inputs:
+    """What the manifests need from other resources (Unknown until they exist)."""
+
+    login_servers: dict[str, Any]
+    db_host: Any
+    db_user: Any
+    secret_values: dict[str, Any] | None  # Secret key -> value; None: digest not needed
+
+
+# --------------------------------------------------------------------------- names
+def secret_name(resource: Langfuse) -> str:
+    return f"{resource.name}-secrets"
+
+
+def dependency_name(resource: Langfuse, dependency: Dependency) -> str:
+    return f"{resource.name}-{dependency.suffix}"
+
+
+def secret_keys(resource: Langfuse) -> dict[str, str]:
+    """Key of the Kubernetes Secret -> Key Vault secret it is filled from."""
+    keys = {"DATABASE_PASSWORD": resource.database.password_secret}
+    if resource.database.username_secret:
+        keys["DATABASE_USERNAME"] = resource.database.username_secret
+    if resource.clickhouse.password_secret:
+        keys["CLICKHOUSE_PASSWORD"] = resource.clickhouse.password_secret
+    if resource.redis.password_secret:
+        keys["REDIS_AUTH"] = resource.redis.password_secret
+    if resource.blob_storage.password_secret:
+        keys["LANGFUSE_S3_EVENT_UPLOAD_SECRET_ACCESS_KEY"] = resource.blob_storage.password_secret
+    keys.update(resource.secret_env)
+    return keys
+
+
+def declared_objects(resource: Langfuse) -> list[tuple[str, str]]:
+    """(kind, name) of every object we declare, in write order."""
+    objects = [
+        ("Namespace", resource.namespace),
+        ("ServiceAccount", resource.name),
+        ("Secret", secret_name(resource)),
+        ("Service", resource.service.name),
+    ]
+    objects += [("Service", dependency_name(resource, d)) for d in DEPENDENCIES]
+    objects += [("StatefulSet", dependency_name(resource, d)) for d in DEPENDENCIES]
+    objects += [("Deployment", resource.web.name), ("Deployment", resource.worker.name)]
+    return objects
+
+
+def values_digest(secret_name: str, values: dict[str, str]) -> str:
+    """The ``nsc-reconcile/values-sha256`` annotation of Secret ``secret_name`` holding
+    ``values`` (salted with the name, so equal values in two Secrets do not look equal)."""
+    text = json.dumps(values, sort_keys=True)
+    return hashlib.sha256(f"nsc-reconcile:{secret_name}:{text}".encode()).hexdigest()
+
+
+def base_object(kind: str, name: str, namespace: str, labels: dict[str, str] | None) -> Obj:
+    """apiVersion, kind and metadata of one object (no spec)."""
+    metadata: Obj = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    if labels is not None:
+        metadata["labels"] = dict(labels)
+    return {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": metadata}
+
+
+# --------------------------------------------------------------------------- manifests
+def manifests(resource: Langfuse, inputs: Inputs) -> list[Obj]:
+    """Every object as it is applied, in write order. With ``inputs.secret_values`` the
+    Secret holds its data (for writing); without, only its digest (for comparing)."""
+    ns = resource.namespace
+    out: list[Obj] = [
+        base_object("Namespace", ns, "", _labels(resource)),
+        {
+            **base_object("ServiceAccount", resource.name, ns, _labels(resource)),
+            "automountServiceAccountToken": False,
+        },
+        _secret(resource, inputs),
+        _service(resource, resource.service.name, resource.web.name, {
+            "http": (resource.service.port, resource.web.port),
+        }),
+    ]  # fmt: skip
+    for dep in DEPENDENCIES:
+        name = dependency_name(resource, dep)
+        ports = {"http": (dep.port, dep.port)}
+        if dep.part == "clickhouse":
+            ports["native"] = (_CLICKHOUSE_NATIVE_PORT, _CLICKHOUSE_NATIVE_PORT)
+        out.append(_service(resource, name, name, ports))
+    for dep in DEPENDENCIES:
+        out.append(_statefulset(resource, dep, inputs))
+    out.append(_deployment(resource, resource.web, "/api/public/health", inputs))
+    out.append(_deployment(resource, resource.worker, "/api/health", inputs))
+    return out
+
+
+def _labels(resource: Langfuse, component: str | None = None) -> dict[str, str]:
+    labels = {MANAGED_BY: FIELD_MANAGER, PART_OF: resource.name}
+    if component is not None:
+        labels |= _selector(resource, component)
+    return labels
+
+
+def _selector(resource: Langfuse, component: str) -> dict[str, str]:
+    return {NAME_LABEL: component, INSTANCE_LABEL: resource.name}
+
+
+def _secret(resource: Langfuse, inputs: Inputs) -> Obj:
+    name = secret_name(resource)
+    secret = {**base_object("Secret", name, resource.namespace, _labels(resource))}
+    secret["type"] = "Opaque"
+    values = inputs.secret_values
+    if values is None:
+        return secret
+    unknown = [v for v in values.values() if isinstance(v, Unknown)]
+    digest: Any = unknown[0] if unknown else values_digest(name, values)
+    secret["metadata"]["annotations"] = {DIGEST_ANNOTATION: digest}
+    if not unknown:
+        secret["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+    return secret
+
+
+def _service(
+    resource: Langfuse, name: str, component: str, ports: dict[str, tuple[int, int]]
+) -> Obj:
+    service = base_object("Service", name, resource.namespace, _labels(resource, component))
+    service["spec"] = {
+        "type": "ClusterIP",
+        "selector": _selector(resource, component),
+        "ports": [
+            {"name": port_name, "port": port, "targetPort": target, "protocol": "TCP"}
+            for port_name, (port, target) in ports.items()
+        ],
+    }
+    return service
+
+
+def _image(image: Image, inputs: Inputs) -> Any:
+    server = inputs.login_servers[image.registry]
+    if isinstance(server, Unknown):
+        return server
+    return f"{server}/{image.repository}:{image.tag}"
+
+
+def _secret_ref(resource: Langfuse, variable: str, key: str | None = None) -> Obj:
+    ref = {"name": secret_name(resource), "key": key or variable}
+    return {"name": variable, "valueFrom": {"secretKeyRef": ref}}
+
+
+def _app_env(resource: Langfuse, inputs: Inputs) -> list[Obj]:
+    """The environment of web and worker: plain values, then references to the Secret."""
+    plain: dict[str, Any] = {
+        "DATABASE_HOST": inputs.db_host,
+        "DATABASE_NAME": resource.database.database,
+        "CLICKHOUSE_URL": f"http://{_dep_host(resource, 'clickhouse')}:8123",
+        "CLICKHOUSE_MIGRATION_URL": (
+            f"clickhouse://{_dep_host(resource, 'clickhouse')}:{_CLICKHOUSE_NATIVE_PORT}"
+        ),
+        "CLICKHOUSE_USER": _CLICKHOUSE_USER,
+        "CLICKHOUSE_CLUSTER_ENABLED": "false",
+        "REDIS_HOST": _dep_host(resource, "redis"),
+        "REDIS_PORT": "6379",
+        "LANGFUSE_S3_EVENT_UPLOAD_BUCKET": _BUCKET,
+        "LANGFUSE_S3_EVENT_UPLOAD_REGION": "auto",
+        "LANGFUSE_S3_EVENT_UPLOAD_ENDPOINT": f"http://{_dep_host(resource, 'minio')}:9000",
+        "LANGFUSE_S3_EVENT_UPLOAD_ACCESS_KEY_ID": _MINIO_USER,
+        "LANGFUSE_S3_EVENT_UPLOAD_FORCE_PATH_STYLE": "true",
+    }
+    if inputs.db_user is not None:
+        plain["DATABASE_USERNAME"] = inputs.db_user
+    plain.update(resource.env)
+    env = [{"name": k, "value": v} for k, v in plain.items()]
+    env += [_secret_ref(resource, key) for key in secret_keys(resource)]
+    return env
+
+
+def _dep_host(resource: Langfuse, suffix: str) -> str:
+    return f"{resource.name}-{suffix}"
+
+
+def _resources(component: Component) -> Obj:
+    return {
+        "requests": {"cpu": component.cpu, "memory": component.memory},
+        "limits": {"memory": component.memory},
+    }
+
+
+def _pod(resource: Langfuse, component: str, container: Obj) -> Obj:
+    return {
+        "metadata": {"labels": _labels(resource, component)},
+        "spec": {
+            "serviceAccountName": resource.name,
+            "automountServiceAccountToken": False,
+            "containers": [container],
+        },
+    }
+
+
+def _deployment(resource: Langfuse, component: Component, health: str, inputs: Inputs) -> Obj:
+    container = {
+        "name": component.name,
+        "image": _image(component.image, inputs),
+        "ports": [{"name": "http", "containerPort": component.port, "protocol": "TCP"}],
+        "env": _app_env(resource, inputs),
+        "resources": _resources(component),
+        "readinessProbe": {
+            "httpGet": {"path": health, "port": component.port},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+        },
+    }
+    deployment = base_object(
+        "Deployment",
+        component.name,
+        resource.namespace,
+        _labels(resource, component.name),
+    )
+    deployment["spec"] = {
+        "replicas": component.replicas,
+        "selector": {"matchLabels": _selector(resource, component.name)},
+        "template": _pod(resource, component.name, container),
+    }
+    return deployment
+
+
+def _statefulset(resource: Langfuse, dep: Dependency, inputs: Inputs) -> Obj:
+    spec: InClusterDependency = getattr(resource, dep.part)
+    name = dependency_name(resource, dep)
+    container: Obj = {
+        "name": dep.suffix,
+        "image": _image(spec.image, inputs),
+        "ports": [{"name": "http", "containerPort": dep.port, "protocol": "TCP"}],
+        "volumeMounts": [{"name": "data", "mountPath": dep.data_path}],
+    }
+    env: list[Obj] = []
+    if dep.part == "clickhouse":
+        container["ports"].append(
+            {"name": "native", "containerPort": _CLICKHOUSE_NATIVE_PORT, "protocol": "TCP"}
+        )
+        env = [{"name": "CLICKHOUSE_USER", "value": _CLICKHOUSE_USER}]
+        if spec.password_secret:
+            env.append(_secret_ref(resource, "CLICKHOUSE_PASSWORD"))
+    elif dep.part == "redis":
+        args = ["--appendonly", "yes", "--maxmemory-policy", "noeviction"]
+        if spec.password_secret:
+            env = [_secret_ref(resource, "REDIS_PASSWORD", "REDIS_AUTH")]
+            args += ["--requirepass", "$(REDIS_PASSWORD)"]
+        container["args"] = args
+    else:  # MinIO; the bucket is a directory of its data volume
+        env = [{"name": "MINIO_ROOT_USER", "value": _MINIO_USER}]
+        if spec.password_secret:
+            env.append(
+                _secret_ref(
+                    resource,
+                    "MINIO_ROOT_PASSWORD",
+                    "LANGFUSE_S3_EVENT_UPLOAD_SECRET_ACCESS_KEY",
+                )
+            )
+        container["command"] = [
+            "sh",
+            "-c",
+            f"mkdir -p {dep.data_path}/{_BUCKET} && minio server --address :9000 {dep.data_path}",
+        ]
+    if env:
+        container["env"] = env
+    statefulset = base_object("StatefulSet", name, resource.namespace, _labels(resource, name))
+    statefulset["spec"] = {
+        "replicas": 1,
+        "serviceName": name,
+        "selector": {"matchLabels": _selector(resource, name)},
+        "template": _pod(resource, name, container),
+        "volumeClaimTemplates": [
+            {
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": f"{spec.storage_gb}Gi"}},
+                },
+            }
+        ],
+    }
+    return statefulset
