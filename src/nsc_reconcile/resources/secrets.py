@@ -23,6 +23,7 @@ from typing import Any
 from nsc_reconcile.changes import Unknown
 from nsc_reconcile.model.secrets import Generate, KeyVaultSecret, parse_output_ref
 from nsc_reconcile.resources.base import ArmReconciler, Context, Live, Reconciler, sdk_model
+from nsc_reconcile.retry import status_of
 
 VAULT_TYPE = "Microsoft.KeyVault/vaults"
 HASH_TAG = "nsc-value-sha256"  # sensitive secrets: salted SHA-256 of the value
@@ -71,14 +72,9 @@ def _inner_code(error: BaseException) -> str | None:
     return None
 
 
-def _status(error: BaseException) -> int | None:
-    status = getattr(error, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
 def _is_deleted_conflict(error: BaseException) -> bool:
     """409 because the name is soft-deleted (data plane: inner code; ARM: the message)."""
-    if _status(error) != 409:
+    if status_of(error) != 409:
         return False
     if _inner_code(error) == "ObjectIsDeletedButRecoverable":
         return True
@@ -92,7 +88,7 @@ def _is_unreachable(error: BaseException) -> bool:
 
     if isinstance(error, ServiceRequestError | ConnectionError):
         return True
-    return _status(error) == 403 and _inner_code(error) == "ForbiddenByConnection"
+    return status_of(error) == 403 and _inner_code(error) == "ForbiddenByConnection"
 
 
 class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
