@@ -350,8 +350,10 @@ class Engine:
         self, address: str, planned: ResourcePlan, allow_replace: bool
     ) -> ResourceResult:
         start = time.monotonic()
-        if self.progress is not None:
-            self.progress.started(address, planned.action.value)
+        # Existing references are only re-read: no progress lines for them.
+        progress = None if self._resource(address).existing else self.progress
+        if progress is not None:
+            progress.started(address, planned.action.value)
         try:
             outcome, changes, detail = self._reconcile(address, planned, allow_replace)
         except _Failure as failure:
@@ -360,8 +362,8 @@ class Engine:
             outcome, changes = Outcome.FAILED, []
             detail = self.redactor.redact(describe_error(error))
         seconds = time.monotonic() - start
-        if self.progress is not None:
-            self.progress.finished(address, outcome.value, seconds)
+        if progress is not None:
+            progress.finished(address, outcome.value, seconds)
         return ResourceResult(address, outcome, changes, detail, seconds)
 
     def _reconcile(
