@@ -47,6 +47,7 @@ NO_SDK = [
     *modules("naming.py"),
     *modules("yamlsource.py"),
     *modules("redaction.py"),
+    *modules("verify_report.py"),
 ]
 
 

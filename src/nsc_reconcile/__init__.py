@@ -9,6 +9,7 @@ Public API (everything else is internal):
     clients = Clients(AzureTarget.for_azure(subscription_id))
     p = plan(state, clients)          # reads only; p.changes, p.render("markdown")
     result = apply(p, state, clients) # result.ok, result.writes, result.render()
+    report = verify(state, clients)   # reads only; report.ok, report.render("junit")
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from nsc_reconcile.azure import Clients
     from nsc_reconcile.engine import Progress
     from nsc_reconcile.plans import ApplyResult, Plan
+    from nsc_reconcile.verification import VerifyReport
 
 __all__ = [
     "DesiredState",
@@ -32,6 +34,7 @@ __all__ = [
     "apply",
     "load_desired_state",
     "plan",
+    "verify",
 ]
 
 
@@ -66,3 +69,22 @@ def apply(
 
     engine = Engine(state, clients, parallelism=parallelism, progress=progress)
     return engine.apply(planned, allow_replace=allow_replace, saved=saved)
+
+
+def verify(
+    state: DesiredState,
+    clients: Clients,
+    *,
+    resolver: str | None = None,
+    smoke: bool = False,
+    parallelism: int = 8,
+) -> VerifyReport:
+    """Walk the plan's Definition of Done against live state: one ``Check`` (PASS, FAIL or
+    SKIP, with evidence) per item; ``report.ok`` is True when none failed. Reads only, except
+    ``smoke``: it posts one test event per agent event type through the Logs Ingestion API
+    and confirms they landed. ``resolver`` (``IP:PORT``): DNS server inside the VNet for the
+    name-resolution checks (default: the emulator's DNS server when ``clients`` target an
+    emulator; otherwise those checks SKIP)."""
+    from nsc_reconcile.verification import verify as run_verify
+
+    return run_verify(state, clients, resolver=resolver, smoke=smoke, parallelism=parallelism)

@@ -1,7 +1,8 @@
 """Command-line interface: `python -m nsc_reconcile <command>` and `nsc-reconcile`.
 
 Thin: parses arguments, calls the library, renders results, maps outcomes to exit codes
-(0 ok, 1 error). Errors are one clear message, no traceback unless `--debug`.
+(0 ok, 1 error, 2 changes present, 3 verification failed). Errors are one clear message, no
+traceback unless `--debug`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_VERIFY_FAILED = 3  # verify: at least one check failed
 
 BUNDLED = "<bundled>"
 # The secret values this process handles (one CLI run = one process): redacted everywhere.
@@ -279,6 +281,56 @@ def apply(
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
+@cli.command()
+@file_argument
+@env_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "junit"]),
+              default="text", show_default=True, help="Report format.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report, in --format, to this file (e.g. JUnit XML for CI); "
+              "stdout then shows the text report.")  # fmt: skip
+@click.option("--resolver", metavar="IP:PORT", default=None,
+              help="DNS server inside the VNet for the name-resolution checks (default with "
+              "--emulator: the emulator's DNS server; otherwise those checks are "
+              "skipped).")  # fmt: skip
+@click.option("--smoke", is_flag=True,
+              help="Also run the alert smoke: post one test event per agent event type to the "
+              "data collection rule (writes log rows; real alerts fire) and confirm they "
+              "landed.")  # fmt: skip
+@emulator_option
+@parallelism_option
+def verify(
+    file: Path,
+    env: str | None,
+    fmt: str,
+    out: Path | None,
+    resolver: str | None,
+    smoke: bool,
+    emulator_url: str | None,
+    parallelism: int,
+) -> int:
+    """Check the Definition of Done against live state, item by item, with evidence.
+    Reads only (except --smoke). Exit 0 all passed (skips allowed), 3 a check failed, 1 error."""
+    from nsc_reconcile.loader import load_desired_state
+    from nsc_reconcile.verification import default_resolver, run_checks
+
+    state = load_desired_state(file, env=env)
+    with _target(emulator_url, state.subscription_id) as (clients, where):
+        try:
+            dns_server = default_resolver(clients, resolver)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        err.print(f"verifying {file} ({state.environment}) against {where}", highlight=False)
+        engine = _engine(state, clients, file, parallelism)
+        report = run_checks(engine, resolver=dns_server, smoke=smoke, target=where)
+    if out is not None:
+        out.write_text(report.render(fmt), encoding="utf-8")
+        err.print(f"report ({fmt}) written to {out}", highlight=False)
+        fmt = "text"
+    out_console.print(report.render(fmt), highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
+
+
 def _load_plan(path: Path) -> Plan:
     from nsc_reconcile.plans import Plan
 
@@ -314,7 +366,8 @@ def _fail(message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point. Exit codes: 0 ok, 1 error (bad input, failed call)."""
+    """Entry point. Exit codes: 0 ok, 1 error (bad input, failed call), 2 changes present
+    (plan --detailed-exitcode), 3 a verification check failed (verify)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     _configure_logging(debug)
