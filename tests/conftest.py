@@ -1,9 +1,10 @@
 """Shared fixtures: the repository's files, and the emulator for tests that talk to it.
 
 ``emulator_session`` (session: one running baseline emulator) and ``emu`` (function: the same
-emulator after POST reset, cleared faults and log), ``ctl`` (its control interface) and
-``clients`` (SDK clients wired to it). With ``NSC_TRAFFIC_DIR`` set, all traffic served in
-the session is exported there as oav exchanges at teardown.
+emulator after POST reset, cleared faults and log), ``ctl`` (its control interface),
+``clients`` (SDK clients wired to it) and ``kube`` (a kubernetes client to its cluster, as
+someone else would use it). With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is
+exported there as oav exchanges at teardown.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
@@ -60,6 +62,16 @@ def emu(emulator_session: Emulator) -> Emulator:
     control(emulator_session, "DELETE", "faults")
     control(emulator_session, "DELETE", "requests")
     return emulator_session
+
+
+@pytest.fixture
+def kube(emu: Emulator) -> Iterator[k8s.ApiClient]:
+    """A kubernetes client as someone else (kubectl) would use it."""
+    configuration = k8s.Configuration()
+    configuration.host = emu.info["kubernetes"]
+    configuration.api_key = {"authorization": "Bearer someone-else"}
+    with k8s.ApiClient(configuration) as api:
+        yield api
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,27 +20,18 @@ NAMESPACE = "langfuse"
 APPLY = "application/apply-patch+yaml"
 
 
-@pytest.fixture
-def api(emu: Emulator) -> Iterator[k8s.ApiClient]:
-    configuration = k8s.Configuration()
-    configuration.host = emu.info["kubernetes"]
-    configuration.api_key = {"authorization": "Bearer emulator-token"}
-    with k8s.ApiClient(configuration) as api_client:
-        yield api_client
-
-
 # The client's models type every field Optional; tests read them as the API returns them.
 @pytest.fixture
-def core(api: k8s.ApiClient) -> Any:
-    v1 = k8s.CoreV1Api(api)
+def core(kube: k8s.ApiClient) -> Any:
+    v1 = k8s.CoreV1Api(kube)
     v1.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NAMESPACE)))
     return v1
 
 
 @pytest.fixture
-def apps(api: k8s.ApiClient, core: Any) -> Any:
+def apps(kube: k8s.ApiClient, core: Any) -> Any:
     del core  # only needed for its namespace
-    return k8s.AppsV1Api(api)
+    return k8s.AppsV1Api(kube)
 
 
 def _status(error: ApiException) -> dict[str, Any]:
@@ -72,17 +62,17 @@ def _deployment(replicas: int = 2, image: str = "nscacrdev.azurecr.io/langfuse/w
     }
 
 
-def test_discovery_and_version(api: k8s.ApiClient) -> None:
-    assert k8s.VersionApi(api).get_code().git_version.startswith("v1.")
-    assert "v1" in k8s.CoreApi(api).get_api_versions().versions
-    groups = {g.name for g in k8s.ApisApi(api).get_api_versions().groups}
+def test_discovery_and_version(kube: k8s.ApiClient) -> None:
+    assert k8s.VersionApi(kube).get_code().git_version.startswith("v1.")
+    assert "v1" in k8s.CoreApi(kube).get_api_versions().versions
+    groups = {g.name for g in k8s.ApisApi(kube).get_api_versions().groups}
     assert groups == {"apps"}
-    kinds = {r.kind for r in k8s.AppsV1Api(api).get_api_resources().resources}
+    kinds = {r.kind for r in k8s.AppsV1Api(kube).get_api_resources().resources}
     assert kinds == {"Deployment", "StatefulSet"}
 
 
-def test_namespace_lifecycle(api: k8s.ApiClient) -> None:
-    core: Any = k8s.CoreV1Api(api)
+def test_namespace_lifecycle(kube: k8s.ApiClient) -> None:
+    core: Any = k8s.CoreV1Api(kube)
     names = {n.metadata.name for n in core.list_namespace().items}
     assert {"default", "kube-system"} <= names
     assert NAMESPACE not in names
@@ -185,9 +175,9 @@ def test_secret_configmap_serviceaccount_crud(core: Any) -> None:
         assert caught.value.status == 404
 
 
-def test_create_in_missing_namespace_is_404(api: k8s.ApiClient) -> None:
+def test_create_in_missing_namespace_is_404(kube: k8s.ApiClient) -> None:
     with pytest.raises(ApiException) as caught:
-        k8s.CoreV1Api(api).create_namespaced_config_map(
+        k8s.CoreV1Api(kube).create_namespaced_config_map(
             "nowhere", k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="x"))
         )
     assert caught.value.status == 404

@@ -5,28 +5,21 @@ and scale-down), the spec fields Kubernetes refuses to change, claim validation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from nsc_reconcile.emulator.app import Emulator
-
 NAMESPACE = "langfuse"
 APPLY = "application/apply-patch+yaml"
 
 
-@pytest.fixture
-def api(emu: Emulator) -> Iterator[k8s.ApiClient]:
-    configuration = k8s.Configuration()
-    configuration.host = emu.info["kubernetes"]
-    configuration.api_key = {"authorization": "Bearer emulator-token"}
-    with k8s.ApiClient(configuration) as api_client:
-        core: Any = k8s.CoreV1Api(api_client)
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
-        yield api_client
+@pytest.fixture(autouse=True)
+def namespace(kube: k8s.ApiClient) -> None:
+    """Every test here works in the ``langfuse`` namespace."""
+    core: Any = k8s.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
 
 
 def _statefulset(replicas: int = 1, storage: str = "16Gi") -> dict[str, Any]:
@@ -72,9 +65,9 @@ def _claims(core: Any) -> dict[str, Any]:
     return {c.metadata.name: c for c in items}
 
 
-def test_statefulset_is_healthy_and_its_claims_are_bound(api: k8s.ApiClient) -> None:
-    apps: Any = k8s.AppsV1Api(api)
-    core: Any = k8s.CoreV1Api(api)
+def test_statefulset_is_healthy_and_its_claims_are_bound(kube: k8s.ApiClient) -> None:
+    apps: Any = k8s.AppsV1Api(kube)
+    core: Any = k8s.CoreV1Api(kube)
     created = _apply(apps, _statefulset(replicas=2))
     assert created.status.ready_replicas == 2
     assert created.status.available_replicas == 2
@@ -100,8 +93,8 @@ def test_statefulset_is_healthy_and_its_claims_are_bound(api: k8s.ApiClient) -> 
     assert set(_claims(core)) == {f"data-clickhouse-{i}" for i in range(3)}  # Retain
 
 
-def test_claim_templates_cannot_change(api: k8s.ApiClient) -> None:
-    apps: Any = k8s.AppsV1Api(api)
+def test_claim_templates_cannot_change(kube: k8s.ApiClient) -> None:
+    apps: Any = k8s.AppsV1Api(kube)
     _apply(apps, _statefulset())
     with pytest.raises(ApiException) as raised:
         _apply(apps, _statefulset(storage="32Gi"))
@@ -114,8 +107,8 @@ def test_claim_templates_cannot_change(api: k8s.ApiClient) -> None:
     assert storage == "16Gi"
 
 
-def test_a_claim_needs_access_modes_and_a_size(api: k8s.ApiClient) -> None:
-    core: Any = k8s.CoreV1Api(api)
+def test_a_claim_needs_access_modes_and_a_size(kube: k8s.ApiClient) -> None:
+    core: Any = k8s.CoreV1Api(kube)
     with pytest.raises(ApiException) as raised:
         core.create_namespaced_persistent_volume_claim(
             NAMESPACE, {"metadata": {"name": "bad"}, "spec": {"accessModes": ["ReadWriteOnce"]}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +47,6 @@ SECRET_NAMES = [
 def state(ctl: Callable[..., Any]) -> DesiredState:
     ctl("POST", "config", {"lro_seconds": {"*": 0}})
     return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def kube(emu: Emulator) -> Iterator[k8s.ApiClient]:
-    """A kubernetes client as someone else (kubectl) would use it."""
-    configuration = k8s.Configuration()
-    configuration.host = emu.info["kubernetes"]
-    configuration.api_key = {"authorization": "Bearer someone-else"}
-    with k8s.ApiClient(configuration) as api:
-        yield api
 
 
 def _clients(emu: Emulator) -> Clients:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +49,6 @@ def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> D
     assert result.ok, result.render()
     ctl("DELETE", "requests")
     return state
-
-
-@pytest.fixture
-def kube(emu: Emulator) -> Iterator[k8s.ApiClient]:
-    """A kubernetes client as someone else (kubectl) would use it."""
-    configuration = k8s.Configuration()
-    configuration.host = emu.info["kubernetes"]
-    configuration.api_key = {"authorization": "Bearer someone-else"}
-    with k8s.ApiClient(configuration) as api:
-        yield api
 
 
 def _verify(state: DesiredState, emu: Emulator, **kwargs: Any) -> VerifyReport:

@@ -1,0 +1,98 @@
+"""What one verification run shares: the engine, its plan, reads cached across checks, facts
+about private endpoints; and the small helpers every check uses to read wire JSON and
+build a ``Check``. Reads only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nsc_reconcile.model.network import PrivateEndpoint
+from nsc_reconcile.resources.base import Live, to_wire
+from nsc_reconcile.verification.results import Check, Status
+
+if TYPE_CHECKING:
+    from nsc_reconcile.azure import Clients
+    from nsc_reconcile.engine import Engine
+    from nsc_reconcile.model.state import DesiredState
+    from nsc_reconcile.plans import Plan
+
+
+@dataclass
+class EndpointFacts:
+    """What the endpoint checks share about one private endpoint (read once)."""
+
+    resource: PrivateEndpoint
+    live: Live | None
+    target_kind: str
+    target_live: Live | None
+    label: str | None  # the A record name: the target's custom subdomain, else its name
+    ip: str | None
+    nic_id: str | None
+    vnet_id: str | None
+    zone: str  # the privatelink zone its service name resolves through
+    hostname: str | None  # the public service name, e.g. nsc-aoai-dev.openai.azure.com
+
+
+@dataclass
+class Run:
+    engine: Engine
+    plan: Plan
+    resolver: tuple[str, int] | None
+    smoke: bool
+    endpoints: dict[str, EndpointFacts] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> DesiredState:
+        return self.engine.state
+
+    @property
+    def clients(self) -> Clients:
+        return self.engine.clients
+
+    def live(self, address: str) -> Live | None:
+        return self.engine.context.live(address)
+
+    def wire(self, address: str) -> dict[str, Any] | None:
+        live = self.live(address)
+        return to_wire(live.raw) if live is not None else None
+
+    def id_of(self, address: str) -> str:
+        live = self.live(address)
+        if live is not None:
+            return live.id
+        resource = self.engine.graph.nodes.get(address)
+        if resource is None:
+            return address
+        from nsc_reconcile.resources import reconciler_for
+
+        return reconciler_for(resource).resource_id(self.engine.context, resource)
+
+
+def props_of(wire: dict[str, Any] | None) -> dict[str, Any]:
+    return dict((wire or {}).get("properties") or {})
+
+
+def name_of(arm_id: str) -> str:
+    return arm_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def rg_of(arm_id: str) -> str:
+    return arm_id.split("/")[4]
+
+
+def same_id(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and str(a).rstrip("/").lower() == str(b).rstrip("/").lower()
+
+
+def make_check(
+    check_id: str, title: str, evidence: list[str], problems: list[str], *, skip: str = ""
+) -> Check:
+    text = "; ".join(e for e in evidence if e)
+    if skip:
+        return Check(check_id, title, Status.SKIP, text, skip)
+    if problems:
+        return Check(check_id, title, Status.FAIL, text, "; ".join(problems))
+    return Check(check_id, title, Status.PASS, text)
