@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.changes import Action, Unknown
-from nsc_reconcile.model.base import Resource
+from nsc_reconcile.model.base import ChildResource, Resource
 from nsc_reconcile.resources import reconciler_for
 from nsc_reconcile.resources.base import Context, Live, flatten, is_managed
 from tests.paths import DESIRED_STATE
@@ -71,8 +71,9 @@ def test_case(path: Path) -> None:
     model = _model_for(kind)
     parent = case.get("parent", {})
     resource = model.model_validate(case["resource"])
-    for attribute, value in parent.items():  # e.g. a deployment's account
-        setattr(resource, f"_{attribute}", value)
+    for value in parent.values():  # e.g. a deployment's account
+        assert isinstance(resource, ChildResource)
+        resource.adopt_parent(value)
     outputs: dict[str, Any] = case.get("outputs", {})
     others = {address: _live(wire) for address, wire in case.get("others", {}).items()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
 
 from nsc_reconcile.naming import check_name
@@ -108,6 +108,21 @@ class Resource(Model):
     def details(self) -> str:
         """A short description of what the resource contains, for summaries."""
         return ""
+
+
+class ChildResource(Resource):
+    """A resource declared inside another (a deployment in its account, a database in its
+    server): addressed as ``kind/<parent>/<name>``; the parent sets ``_parent``."""
+
+    _parent: str = PrivateAttr(default="")
+
+    def adopt_parent(self, parent: str) -> None:
+        """Record the name of the holding resource (called by the parent's model)."""
+        self._parent = parent
+
+    @property
+    def key(self) -> str:
+        return f"{self._parent}/{self.name}"
 
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
 from nsc_reconcile.model.base import (
     PRIVATE_ONLY,
+    ChildResource,
     Model,
     Reference,
     Resource,
@@ -47,7 +48,7 @@ class NetworkAcls(Model):
         return value
 
 
-class ModelDeployment(Resource):
+class ModelDeployment(ChildResource):
     """A model deployment, addressed as `openai_deployment/<account>/<name>`."""
 
     kind = "openai_deployment"
@@ -64,16 +65,10 @@ class ModelDeployment(Resource):
         "OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"
     ] = Field(default="NoAutoUpgrade", description="Automatic model version upgrades.")
 
-    _account: str = PrivateAttr(default="")  # set by the holding resource
-
     @property
     def account(self) -> str:
         """Name of the holding account."""
-        return self._account
-
-    @property
-    def key(self) -> str:
-        return f"{self._account}/{self.name}"
+        return self._parent
 
 
 class OpenAIAccount(Resource):
@@ -122,7 +117,7 @@ class OpenAIAccount(Resource):
 
     def model_post_init(self, _context: object, /) -> None:
         for deployment in self.deployments:
-            deployment._account = self.name
+            deployment.adopt_parent(self.name)
 
     def references(self) -> list[Reference]:
         return [Reference(("depends_on", i), d) for i, d in enumerate(self.depends_on)]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
 from nsc_reconcile.model.base import (
     PRIVATE_ONLY,
+    ChildResource,
     Model,
     Reference,
     Resource,
@@ -21,7 +22,7 @@ from nsc_reconcile.model.base import (
 )
 
 
-class Database(Resource):
+class Database(ChildResource):
     """A database on the server, addressed as `postgresql_database/<server>/<name>`."""
 
     kind = "postgresql_database"
@@ -29,16 +30,11 @@ class Database(Resource):
 
     charset: str = Field(default="UTF8", description="Character set.")
     collation: str = Field(default="en_US.utf8", description="Collation.")
-    _server: str = PrivateAttr(default="")  # set by the holding resource
 
     @property
     def server(self) -> str:
         """Name of the holding server."""
-        return self._server
-
-    @property
-    def key(self) -> str:
-        return f"{self._server}/{self.name}"
+        return self._parent
 
 
 class Sku(Model):
@@ -108,7 +104,7 @@ class PostgresqlServer(Resource):
 
     def model_post_init(self, _context: object, /) -> None:
         for database in self.databases:
-            database._server = self.name
+            database.adopt_parent(self.name)
 
     def references(self) -> list[Reference]:
         refs = [
