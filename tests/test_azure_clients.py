@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,21 +21,9 @@ from nsc_reconcile.emulator.worlds import (
     RESOURCE_GROUP,
     VNET_NAME,
 )
+from tests.conftest import control
 
 RG = RESOURCE_GROUP
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _control(emu: Emulator, method: str, what: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        f"{emu.info['arm']}/_emulator/{what}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with _OPENER.open(request, timeout=10) as answer:
-        raw = answer.read()
-    return json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +34,8 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture
 def clients(emulator: Emulator) -> Clients:
-    _control(emulator, "POST", "reset")
-    _control(emulator, "DELETE", "requests")
+    control(emulator, "POST", "reset")
+    control(emulator, "DELETE", "requests")
     return Clients(AzureTarget.for_emulator(emulator.info["arm"]))
 
 
@@ -108,7 +94,7 @@ def test_kubernetes_api_client_uses_the_cluster_credentials(clients: Clients) ->
 
 
 def test_lro_polling_works_over_plain_http(emulator: Emulator, clients: Clients) -> None:
-    _control(
+    control(
         emulator,
         "POST",
         "config",
@@ -129,7 +115,7 @@ def test_lro_polling_works_over_plain_http(emulator: Emulator, clients: Clients)
     ).result()
     assert server.properties.state == "Ready"
     assert time.monotonic() - started >= 0.9
-    log = _control(emulator, "GET", "requests")
+    log = control(emulator, "GET", "requests")
     polls = [e for e in log if e["method"] == "GET" and "/operations/" in e["path"]]
     assert polls, "the SDK should have polled the Azure-AsyncOperation URL"
     # A small polling interval: polled several times during the 1 s operation, not once per 30 s.

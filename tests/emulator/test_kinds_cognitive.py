@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
 import pytest
@@ -20,21 +18,9 @@ from azure.mgmt.cognitiveservices.models import (
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import RESOURCE_GROUP
+from tests.conftest import control
 
 RG = RESOURCE_GROUP
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _configure(emu: Emulator, config: dict[str, object]) -> None:
-    """POST {arm}/_emulator/config (loopback, no proxy)."""
-    request = urllib.request.Request(
-        f"{emu.info['arm']}/_emulator/config",
-        data=json.dumps(config).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with _OPENER.open(request, timeout=10) as answer:
-        assert answer.status == 200
 
 
 def _account(subdomain: str | None = "nsc-oai-dev", **props: Any) -> Account:
@@ -139,8 +125,10 @@ def test_parallel_deployment_write_answers_request_conflict(
     emu: Emulator, clients: Clients
 ) -> None:
     clients.cognitive.accounts.begin_create(RG, "nsc-oai-dev", _account()).result()
-    _configure(
+    control(
         emu,
+        "POST",
+        "config",
         {"lro_seconds": {"Microsoft.CognitiveServices/accounts/deployments": 1}},
     )
     first: Any = clients.cognitive.deployments.begin_create_or_update(

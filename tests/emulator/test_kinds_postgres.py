@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -14,22 +13,9 @@ from azure.mgmt.postgresqlflexibleservers import models as pg
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import PG_SERVER_NAME, RESOURCE_GROUP
+from tests.conftest import control
 
 RG = RESOURCE_GROUP
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _control(emu: Emulator, method: str, what: str, body: Any = None) -> Any:
-    """Call {arm}/_emulator/{what} on loopback, never through a proxy."""
-    request = urllib.request.Request(
-        f"{emu.info['arm']}/_emulator/{what}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with _OPENER.open(request, timeout=10) as answer:
-        raw = answer.read()
-    return json.loads(raw) if raw else None
 
 
 def _server(login: str = "nscadmin", **network: Any) -> pg.Server:
@@ -47,7 +33,7 @@ def _server(login: str = "nscadmin", **network: Any) -> pg.Server:
 
 
 def test_create_is_long_running_with_the_configured_delay(emu: Emulator, clients: Clients) -> None:
-    _control(
+    control(
         emu, "POST", "config", {"lro_seconds": {"Microsoft.DBforPostgreSQL/flexibleServers": 1}}
     )
     started = time.monotonic()
@@ -66,7 +52,7 @@ def test_create_is_long_running_with_the_configured_delay(emu: Emulator, clients
     assert server.properties.network.public_network_access == "Disabled"
     assert server.properties.network.delegated_subnet_resource_id is None
     assert server.properties.private_endpoint_connections == []
-    log = _control(emu, "GET", "requests")
+    log = control(emu, "GET", "requests")
     put = next(e for e in log if e["method"] == "PUT" and "langfuse-pg" in e["path"])
     assert put["status"] == 202
     assert any("/operations/" in e["path"] for e in log)
@@ -77,9 +63,9 @@ def test_admin_password_is_never_returned(emu: Emulator, clients: Clients) -> No
     got: Any = clients.postgres.servers.get(RG, "langfuse-pg")
     assert got.properties.administrator_login == "nscadmin"
     assert got.properties.administrator_login_password is None
-    raw = _control(emu, "GET", f"state?id={got.id}")
+    raw = control(emu, "GET", f"state?id={got.id}")
     assert "S3cret-Passw0rd!" not in json.dumps(raw)
-    log = _control(emu, "GET", "requests")
+    log = control(emu, "GET", "requests")
     assert all("S3cret-Passw0rd!" not in json.dumps(e.get("response_body")) for e in log)
 
 
