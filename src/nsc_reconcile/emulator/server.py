@@ -327,7 +327,6 @@ class _Handler(BaseHTTPRequestHandler):
                 response = Response(
                     500, {"error": {"code": "InternalServerError", "message": body_text}}
                 )
-        self._send(response, method == "HEAD")
         out_headers = {k.lower(): v for k, v in response.headers.items()}
         entry.update(
             status=response.status,
@@ -339,8 +338,10 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(response.body, bytes):
             entry["response_body"] = _decoded(response.body, out_headers.get("content-type", ""))
         entry["duration_ms"] = (time.perf_counter() - started) * 1000
+        # Logged before the answer leaves: a client that saw the answer also sees the entry.
         if not is_control:  # the control interface's own calls would only be noise
             controls.record(entry)
+        self._send(response, method == "HEAD")
 
     def _send(self, response: Response, head_only: bool) -> None:
         payload = response.encoded()
