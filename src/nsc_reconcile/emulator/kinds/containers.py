@@ -49,6 +49,7 @@ class ManagedCluster(Kind):
     """``Microsoft.ContainerService/managedClusters``: an AKS cluster (private or public)."""
 
     type = CLUSTER_TYPE
+    etag_field = False  # not in the type's REST schema (oav: OBJECT_ADDITIONAL_PROPERTIES)
     long_running = True
     delete_statuses = (200, 202, 204)
 
@@ -197,6 +198,7 @@ class ContainerRegistry(Kind):
     """``Microsoft.ContainerRegistry/registries``: an Azure Container Registry."""
 
     type = REGISTRY_TYPE
+    etag_field = False  # not in the type's REST schema (oav: OBJECT_ADDITIONAL_PROPERTIES)
     long_running = True
     delete_statuses = (200, 202, 204)
 

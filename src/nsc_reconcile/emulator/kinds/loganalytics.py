@@ -89,6 +89,7 @@ class Table(Kind):
     """``workspaces/tables``: custom (``_CL``) tables; PUT is long-running (200/202)."""
 
     type = TABLE_TYPE
+    etag_field = False  # not in the type's REST schema (oav: OBJECT_ADDITIONAL_PROPERTIES)
     put_statuses = (200, 202)
     long_running = True
     delete_statuses = (200, 202, 204)
