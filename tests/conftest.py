@@ -4,7 +4,8 @@
 emulator after POST reset, cleared faults and log), ``ctl`` (its control interface),
 ``clients`` (SDK clients wired to it) and ``kube`` (a kubernetes client to its cluster, as
 someone else would use it). With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is
-exported there as oav exchanges at teardown.
+exported there as oav exchanges at teardown. ``spec_pack``: the REST spec pack for oav (skips the
+test when there is none).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kubernetes import client as k8s
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.traffic import export_exchanges
+from tests.oav import SpecPack, require_spec_pack
 from tests.paths import DESIRED_STATE
 
 # Loopback only, never through a proxy from the environment.
@@ -104,3 +106,10 @@ def make_clients(emu: Emulator) -> Callable[..., Clients]:
 def seed_text() -> str:
     """The repository's desired_state.yaml, as text to mutate."""
     return DESIRED_STATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def spec_pack() -> SpecPack:
+    """The spec pack oav validates against (tests/oav.py); skips the test, with where it looked
+    and how to get one, when there is none."""
+    return require_spec_pack()

@@ -24,12 +24,14 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
+    from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
     from azure.mgmt.containerservice import ContainerServiceClient
     from azure.mgmt.keyvault import KeyVaultManagementClient
     from azure.mgmt.loganalytics import LogAnalyticsManagementClient
     from azure.mgmt.monitor import MonitorManagementClient
+    from azure.mgmt.msi import ManagedServiceIdentityClient
     from azure.mgmt.network import NetworkManagementClient
     from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
     from azure.mgmt.privatedns import PrivateDnsManagementClient
@@ -313,6 +315,20 @@ class Clients:
 
         t = self.target
         return KeyVaultManagementClient(t.credential, t.subscription_id, **self.mgmt_kwargs())
+
+    @cached_property
+    def authorization(self) -> AuthorizationManagementClient:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        t = self.target
+        return AuthorizationManagementClient(t.credential, t.subscription_id, **self.mgmt_kwargs())
+
+    @cached_property
+    def msi(self) -> ManagedServiceIdentityClient:
+        from azure.mgmt.msi import ManagedServiceIdentityClient
+
+        t = self.target
+        return ManagedServiceIdentityClient(t.credential, t.subscription_id, **self.mgmt_kwargs())
 
     @cached_property
     def resource(self) -> ResourceManagementClient:

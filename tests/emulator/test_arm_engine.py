@@ -148,7 +148,7 @@ def test_lro_takes_configured_time_and_moves_creating_to_succeeded(
         RESOURCE_GROUP, NSG, nsg_body()
     )
     first = clients.network.network_security_groups.get(RESOURCE_GROUP, NSG)
-    assert first.provisioning_state == "Creating"
+    assert first.provisioning_state == "Updating"  # recorded: the Network RP says Updating
     result = poller.result()
     elapsed = time.monotonic() - started
     assert result.provisioning_state == "Succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -142,6 +143,7 @@ def test_parallel_deployment_write_answers_request_conflict(
     assert conflict.value.error is not None
     assert conflict.value.error.code == "RequestConflict"
     assert first.result().properties.provisioning_state == "Succeeded"
+    time.sleep(1.0)  # the account carries the first write out for the configured second
     # Once the first finished, the second write goes through (serialize, as Azure requires).
     second: Any = clients.cognitive.deployments.begin_create_or_update(
         RG, "nsc-oai-dev", "embeddings", _deployment("text-embedding-3-small")

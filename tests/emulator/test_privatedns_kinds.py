@@ -20,7 +20,7 @@ from azure.mgmt.privatedns.models import (
 
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.emulator.worlds import PG_ZONE_NAME, RESOURCE_GROUP, baseline_ids
+from nsc_reconcile.emulator.worlds import PG_SERVER_NAME, PG_ZONE_NAME, RESOURCE_GROUP, baseline_ids
 
 from .conftest import control
 
@@ -204,3 +204,33 @@ def test_zone_delete_removes_its_record_sets(emu: Emulator, dns: Any) -> None:
         dns.private_zones.get(RG, ZONE)
     zone_id = f"{baseline_ids()['rg']}/providers/Microsoft.Network/privateDnsZones/{ZONE}"
     assert emu.world.get(f"{zone_id}/A/nsc-aoai-dev") is None
+
+
+def test_record_sets_list_every_type_and_by_type(emu: Emulator, dns: Any) -> None:
+    dns.private_zones.begin_create_or_update(RG, ZONE, PrivateZone(location="Global")).result()
+    dns.record_sets.create_or_update(RG, ZONE, "A", "nsc-aoai-dev", _a_record("10.10.1.5"))
+    dns.record_sets.create_or_update(
+        RG,
+        ZONE,
+        "CNAME",
+        "alias",
+        RecordSet(properties=RecordSetProperties(ttl=60, cname_record=CnameRecord(cname="x"))),
+    )
+    listed = {(r.type, r.name) for r in dns.record_sets.list(RG, ZONE)}  # GET {zone}/aLL
+    assert listed == {
+        ("Microsoft.Network/privateDnsZones/SOA", "@"),
+        ("Microsoft.Network/privateDnsZones/A", "nsc-aoai-dev"),
+        ("Microsoft.Network/privateDnsZones/CNAME", "alias"),
+    }
+    assert _requests(emu, "GET", f"/privateDnsZones/{ZONE}/aLL")[0]["status"] == 200
+    by_type = dns.record_sets.list_by_type(RG, ZONE, "A")
+    assert [(r.name, r.properties.a_records[0].ipv4_address) for r in by_type] == [
+        ("nsc-aoai-dev", "10.10.1.5")
+    ]
+    # The baseline zone: its SOA and the A record its endpoint's zone group wrote.
+    baseline = {(r.type.rsplit("/", 1)[-1], r.name) for r in dns.record_sets.list(RG, PG_ZONE_NAME)}
+    assert baseline == {("SOA", "@"), ("A", PG_SERVER_NAME)}
+    # ALL is a collection only: no record set lives under it.
+    with pytest.raises(HttpResponseError) as caught:
+        dns.record_sets.get(RG, ZONE, "ALL", "nsc-aoai-dev")
+    assert caught.value.status_code == 404

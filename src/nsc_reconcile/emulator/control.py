@@ -7,6 +7,7 @@ ready-line info. Reached on the ARM port; its own calls are not written to the r
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -92,12 +93,20 @@ class ControlPlane:
             "latency_ms": self.controls.latency_ms,
             "lro_seconds": dict(self.world.lro_seconds),
             "enforce_vault_network": self.world.enforce_vault_network,
+            "principal_replication_seconds": self.world.principal_replication_seconds,
+            "directory_principals": dict(self.world.directory_principals),
         }
 
     def _configure(self, body: Any) -> Response:
         if not isinstance(body, dict):
             return _error(400, "InvalidConfig", "config must be a JSON object")
-        unknown = set(body) - {"latency_ms", "lro_seconds", "enforce_vault_network"}
+        unknown = set(body) - {
+            "latency_ms",
+            "lro_seconds",
+            "enforce_vault_network",
+            "principal_replication_seconds",
+            "directory_principals",
+        }
         if unknown:
             return _error(400, "InvalidConfig", f"unknown config field(s): {sorted(unknown)}")
         try:
@@ -107,6 +116,15 @@ class ControlPlane:
                 if not isinstance(body["enforce_vault_network"], bool):
                     raise TypeError("enforce_vault_network must be true or false")
                 self.world.enforce_vault_network = body["enforce_vault_network"]
+            if "principal_replication_seconds" in body:
+                seconds = float(body["principal_replication_seconds"])
+                if not seconds >= 0:
+                    raise ValueError("principal_replication_seconds must be >= 0")
+                self.world.principal_replication_seconds = seconds
+            if "directory_principals" in body:
+                self.world.directory_principals.update(
+                    _directory_principals(body["directory_principals"])
+                )
             lro = body.get("lro_seconds") or {}
             if not isinstance(lro, dict):
                 raise TypeError("lro_seconds must map resource types to seconds")
@@ -139,6 +157,25 @@ class ControlPlane:
             self.world.delete(rid)
             return Response(200 if existed else 204)
         return _error(405, "MethodNotAllowed", f"{request.method} is not allowed on state")
+
+
+_PRINCIPAL_TYPES = {"user": "User", "group": "Group", "serviceprincipal": "ServicePrincipal"}
+
+
+def _directory_principals(value: Any) -> dict[str, str]:
+    """``directory_principals``: ``{object id: "User"|"Group"|"ServicePrincipal"}``, or a list
+    of object ids (service principals). Raises TypeError/ValueError on anything else."""
+    if isinstance(value, list):
+        value = dict.fromkeys(value, "ServicePrincipal")
+    if not isinstance(value, dict):
+        raise TypeError("directory_principals must map object ids to principal types")
+    out = {}
+    for object_id, kind in value.items():
+        canonical = _PRINCIPAL_TYPES.get(str(kind).lower())
+        if canonical is None:
+            raise ValueError(f"bad principal type {kind!r} for {object_id!r}")
+        out[str(uuid.UUID(str(object_id)))] = canonical  # ValueError unless a GUID
+    return out
 
 
 def encode_info(info: dict[str, Any]) -> str:

@@ -85,6 +85,18 @@ def _etag_matches(header: str, etag: str | None) -> bool:
     return any(t == "*" or weak(t) == weak(etag) for t in wanted)
 
 
+def _completion(shown_now: Resource, final: Resource) -> Resource:
+    """What an operation changes when it ends: the properties whose final value differs from
+    what the resource shows while it runs (provisioningState, fields ``Kind.pending`` blanked)."""
+    now = shown_now.get("properties") or {}
+    done = final.get("properties") or {}
+    return {"properties": {k: v for k, v in done.items() if now.get(k) != v}}
+
+
+def _is_group(resource: Resource) -> bool:
+    return str(resource.get("type", "")).lower() == RG_TYPE
+
+
 def shown(kind: Kind | None, resource: Resource) -> Resource:
     """A stored resource as the wire shows it: without ``type`` for kinds whose REST schema has
     none (``type_field = False``); the store always keeps ``type`` for lookups."""
@@ -106,13 +118,24 @@ class ArmEngine:
         try:
             with self.world.lock:
                 self.settle()
-                return self._dispatch(request)
+                return self._finished(request, self._dispatch(request))
         except ArmError as err:
             response = err.response()
             kind = self._kind_of_path(request.path)
             if kind is not None and kind.flat_errors:
                 response.body = response.body["error"]  # this type's spec: {code, message}
+            return self._finished(request, response)
+
+    def _finished(self, request: Request, response: Response) -> Response:
+        """The answer as the path's kind finishes it, through its optional ``answer(world,
+        request, response)`` hook: headers that are not polling headers (a managed identity's
+        201 carries ``Location: <its own id>``), the provider's own 404s, list filters."""
+        hook = getattr(self._kind_of_path(request.path), "answer", None)
+        if hook is None:
             return response
+        with self.world.lock:
+            finished: Response = hook(self.world, request, response)
+            return finished
 
     def _kind_of_path(self, path: str) -> Kind | None:
         try:
@@ -214,6 +237,24 @@ class ArmEngine:
                 f"'{parent.rsplit('/', 1)[-1]}' not found.",
             )
 
+    def _require_parent_provisioned(self, parsed: ParsedPath, rid: str) -> None:
+        """A write under a parent that is being deleted is refused (recorded: a zone group's
+        DELETE while its private endpoint's delete runs)."""
+        if len(parsed.types) < 2:
+            return
+        parent = self.world._raw(parsed.parent_id)
+        state = ((parent or {}).get("properties") or {}).get("provisioningState")
+        if parent is not None and state == "Deleting":
+            parent_id = str(parent["id"])
+            raise ArmError(
+                400,
+                "ReferencedResourceNotProvisioned",
+                f"Cannot proceed with operation because resource {parent_id} used by resource "
+                f"{self.world.canonical_id(rid)} is not in Succeeded state. Resource is in "
+                "Deleting state and the last operation that updated/is updating the resource "
+                "is a delete operation.",
+            )
+
     # ---- collections and actions ---------------------------------------------------------
     def _list(self, parsed: ParsedPath, kind: Kind) -> Response:
         if len(parsed.types) > 1 or parse_path(parsed.scope, "PUT").what == "resource":
@@ -251,10 +292,12 @@ class ArmEngine:
                     if method == "HEAD":
                         return Response(404)
                     raise _rg_not_found(parsed.resource_group or "")
-                raise _not_found(parsed, kind.type)
+                raise self._missing(parsed, kind, rid)
             if method == "HEAD":
                 return Response(204 if kind.type.lower() == RG_TYPE else 200)
             return Response(200, shown(kind, existing), self._etag_header(existing))
+        if method in ("PUT", "PATCH", "DELETE"):
+            self._require_parent_provisioned(parsed, rid)
         if method == "PUT":
             return self._put(request, rid, kind, existing)
         if method == "PATCH":
@@ -268,6 +311,18 @@ class ArmEngine:
         if method == "DELETE":
             return self._delete(request, rid, kind, existing)
         raise ArmError(405, "MethodNotAllowed", f"{method} is not supported on {kind.type}.")
+
+    def _missing(self, parsed: ParsedPath, kind: Kind, rid: str) -> ArmError:
+        """The 404 of a GET: the kind's own code for a resource deleted earlier (Network
+        private endpoints: NotFound), ARM's ResourceNotFound for a name never used."""
+        if kind.gone_code != "ResourceNotFound" and rid.lower() in self.world.deleted:
+            name = "/".join(parsed.names)
+            return ArmError(
+                404,
+                kind.gone_code,
+                kind.gone_message.format(id=self.world.canonical_id(rid), name=name),
+            )
+        return _not_found(parsed, kind.type)
 
     def _view(self, kind: Kind, rid: str, stored: Resource | None) -> Resource | None:
         """The resource as ARM shows it: kinds with a ``view`` hook derive it (e.g. a Key
@@ -343,7 +398,7 @@ class ArmEngine:
         body = self._body(request)
         self._check_preconditions(request, existing)
         resource = self._write(rid, kind, body, existing)
-        return self._write_response(request, rid, kind, resource, existing is None, "PUT")
+        return self._write_response(request, rid, kind, resource, existing, "PUT")
 
     def _patch(self, request: Request, rid: str, kind: Kind, existing: Resource) -> Response:
         patch = self._body(request)
@@ -359,7 +414,7 @@ class ArmEngine:
             else:
                 merged[key] = copy.deepcopy(value)
         resource = self._write(rid, kind, merged, existing)
-        return self._write_response(request, rid, kind, resource, False, "PATCH")
+        return self._write_response(request, rid, kind, resource, existing, "PATCH")
 
     def _write(self, rid: str, kind: Kind, body: Resource, existing: Resource | None) -> Resource:
         """Validate and build the resource to store (not stored yet)."""
@@ -412,86 +467,108 @@ class ArmEngine:
         kind.populate(self.world, canonical, resource, existing)
         return resource
 
-    def _lro_for(self, kind: Kind, verb: str) -> bool:
-        if kind.type.lower() == RG_TYPE:
-            return verb == "delete"
-        return kind.long_running
-
     def _write_response(
         self,
         request: Request,
         rid: str,
         kind: Kind,
         resource: Resource,
-        created: bool,
+        existing: Resource | None,
         method: str,
     ) -> Response:
-        long_running = self._lro_for(kind, "put")
-        statuses = kind.put_statuses
-        if created and 201 in statuses:
-            status = 201
-        elif not created and 200 in statuses:
-            status = 200
-        elif long_running and 202 in statuses:
-            status = 202
-        elif 200 in statuses:
-            status = 200
-        else:
-            status = statuses[0]
-        if method == "PATCH" and status == 201:
-            status = 200
+        created = existing is None
+        reply = kind.reply(resource, existing)
+        status = 200 if method == "PATCH" and reply.status == 201 else reply.status
         fail = request.headers.get(FAIL_LRO_HEADER)
-        if not long_running:
+        self.world.deleted.discard(str(resource["id"]).lower())
+        if not reply.long_running:
             if fail:
                 error = json.loads(fail)
                 raise ArmError(500, str(error["code"]), str(error["message"]))
-            self.world._store(resource)
-            kind.after_write(self.world, str(resource["id"]), resource)
+            if reply.state and kind.provisioning_state:
+                # Answered at once but still settling (Key Vault: RegisteringDns): later GETs
+                # show the state until the type's duration has passed; nothing to poll.
+                final = copy.deepcopy(resource)
+                resource["properties"]["provisioningState"] = reply.state
+                self.world._store(resource)
+                kind.after_write(self.world, str(resource["id"]), resource)
+                settle = _completion(resource, final)
+                self._start_operation(rid, kind, "put", resource, None, settle)
+            else:
+                self.world._store(resource)
+                kind.after_write(self.world, str(resource["id"]), resource)
             stored = self.world.get(rid) or resource
             return Response(status, shown(kind, stored), self._etag_header(stored))
-        # Long-running: visible at once as Creating/Updating; finishes after lro_seconds.
+        # Long-running: visible at once in its transitional state; finishes after the type's
+        # duration (World.lro_duration).
         final = copy.deepcopy(resource)
         props = resource.get("properties")
         if isinstance(props, dict) and kind.provisioning_state:
-            props["provisioningState"] = "Creating" if created else "Updating"
+            props["provisioningState"] = reply.state or ("Creating" if created else "Updating")
+        if created:
+            kind.pending(self.world, str(resource["id"]), resource)
         self.world._store(resource)
-        op = self._start_operation(rid, kind, "put", resource, fail, final)
-        headers = self._lro_headers(request, op)
+        if kind.effects_at_once:
+            kind.after_write(self.world, str(resource["id"]), resource)
+        op = self._start_operation(rid, kind, "put", resource, fail, _completion(resource, final))
+        if kind.running_status_is_state:
+            op.running = "Creating" if created else "Updating"
+        headers = self._lro_headers(request, op, reply.headers)
         if status == 202:
-            return Response(202, None, headers)
+            return Response(202, kind.accepted_body("put", op.started), headers)
         current = self.world.get(rid) or resource
-        # The initial answer shows the state at the time of the request, as Azure does.
-        props = current.get("properties")
-        if isinstance(props, dict) and kind.provisioning_state:
-            props["provisioningState"] = "Creating" if created else "Updating"
         headers.update(self._etag_header(current))
         return Response(status, shown(kind, current), headers)
 
     def _delete(
         self, request: Request, rid: str, kind: Kind, existing: Resource | None
     ) -> Response:
-        statuses = kind.delete_statuses
         if existing is None:
-            for status in (204, 200):
-                if status in statuses:
-                    return Response(status)
-            return Response(statuses[0])
+            return Response(kind.delete_missing_status)
         self._check_preconditions(request, existing)
         kind.before_delete(self.world, str(existing["id"]), existing)
-        long_running = self._lro_for(kind, "delete")
+        reply = kind.on_delete
         fail = request.headers.get(FAIL_LRO_HEADER)
-        if long_running and 202 in statuses:
+        if reply.long_running:
             props = existing.get("properties")
             raw = self.world._raw(rid)
             if raw is not None and isinstance(props, dict) and "provisioningState" in props:
-                raw.setdefault("properties", {})["provisioningState"] = "Deleting"
+                raw.setdefault("properties", {})["provisioningState"] = reply.state or "Deleting"
+            self._cancel_nested(str(existing["id"]))
             op = self._start_operation(rid, kind, "delete", existing, fail, None)
-            return Response(202, None, self._lro_headers(request, op))
+            body = (
+                shown(kind, self.world.get(rid) or existing)
+                if kind.delete_answer_shows_resource or reply.status == 200
+                else kind.accepted_body("delete", op.started)
+            )
+            return Response(reply.status, body, self._lro_headers(request, op, reply.headers))
         if fail:
             error = json.loads(fail)
             raise ArmError(500, str(error["code"]), str(error["message"]))
         self._remove(rid, kind)
-        return Response(200 if 200 in statuses else statuses[0])
+        return Response(reply.status)
+
+    def _cancel_nested(self, rid: str) -> None:
+        """Operations still running on resources nested under ``rid`` end Canceled when
+        ``rid`` is deleted: Azure supersedes them (recorded: a zone group's delete followed at
+        once by its private endpoint's ends CanceledAndSupersededDueToAnotherOperation)."""
+        prefix = rid.lower() + "/"
+        for op in self.world.operations.values():
+            if op.status == "InProgress" and op.rid.lower().startswith(prefix):
+                op.status = "Canceled"
+                op.ended = self.world.now()
+                op.error = {
+                    "code": "Canceled",
+                    "message": "Operation was canceled.",
+                    "details": [
+                        {
+                            "code": "CanceledAndSupersededDueToAnotherOperation",
+                            "message": f"Operation was canceled and superseded by the delete "
+                            f"of {rid}.",
+                        }
+                    ],
+                }
+                self._finals.pop(op.id, None)
 
     def _remove(self, rid: str, kind: Kind) -> None:
         resource = self.world.get(rid)
@@ -508,6 +585,9 @@ class ArmEngine:
             if child_kind is not None:
                 child_kind.after_delete(self.world, str(child["id"]), child)
         self.world.delete(rid)
+        self.world.deleted.update(
+            str(r["id"]).lower() for r in [resource, *nested] if not _is_group(r)
+        )
         kind.after_delete(self.world, str(resource["id"]), resource)
 
     # ---- long-running operations ---------------------------------------------------------
@@ -563,28 +643,35 @@ class ArmEngine:
         if op.verb == "delete":
             self._remove(op.rid, kind)
             return
-        if final is not None and self.world._raw(op.rid) is not None:
-            current = self.world._raw(op.rid)
-            # Keep side effects written meanwhile (e.g. connections recorded on the target).
-            if current is not None and isinstance(current.get("properties"), dict):
-                merged_props = _merge(current["properties"], final.get("properties") or {})
-                final["properties"] = merged_props
-            self.world._store(final)
-            kind.after_write(self.world, op.rid, final)
+        current = self.world._raw(op.rid)
+        if final is not None and current is not None:
+            # Only what the operation itself settles changes: writes made meanwhile (a child
+            # rule mirrored into its NSG, a connection recorded on the target) are kept.
+            if isinstance(current.get("properties"), dict):
+                current["properties"].update(copy.deepcopy(final.get("properties") or {}))
+            self.world._store(current)
+            kind.after_write(self.world, op.rid, current)
 
     def _operation_url(self, request: Request, op: Operation, which: str) -> str:
         base = self.world.urls.get("arm") or f"http://{request.headers.get('host', '127.0.0.1')}"
-        version = request.query.get("api-version", "2024-01-01")
+        op.api_version = request.query.get("api-version", "2024-01-01")
+        op.base = base
+        return self._operation_url_of(op, which)
+
+    def _operation_url_of(self, op: Operation, which: str) -> str:
         return (
-            f"{base}/subscriptions/{self.world.subscription_id}/providers/{op.namespace}"
-            f"/locations/{op.location}/{which}/{op.id}?api-version={version}"
+            f"{op.base}/subscriptions/{self.world.subscription_id}/providers/{op.namespace}"
+            f"/locations/{op.location}/{which}/{op.id}?api-version={op.api_version}"
         )
 
-    def _lro_headers(self, request: Request, op: Operation) -> dict[str, str]:
-        headers = {
-            "Azure-AsyncOperation": self._operation_url(request, op, "operations"),
-            "Location": self._operation_url(request, op, "operationResults"),
-        }
+    def _lro_headers(
+        self, request: Request, op: Operation, which: tuple[str, ...]
+    ) -> dict[str, str]:
+        headers = {}
+        if "Azure-AsyncOperation" in which:
+            headers["Azure-AsyncOperation"] = self._operation_url(request, op, "operations")
+        if "Location" in which:
+            headers["Location"] = self._operation_url(request, op, "operationResults")
         headers.update(self._retry_headers(op))
         return headers
 
@@ -601,19 +688,19 @@ class ArmEngine:
         op = self.world.operations.get(parsed.operation_id or "")
         if op is None:
             raise ArmError(404, "OperationNotFound", f"Operation {parsed.operation_id} not found.")
+        kind = self.world.kind_for(self.world.canonical_type(op.rid))
         if parsed.operation_kind == "operationResults":
             if op.status == "InProgress":
-                return Response(202, None, self._retry_headers(op))
-            if op.status == "Failed":
+                url = self._operation_url_of(op, "operationResults")
+                return Response(202, None, {"Location": url, **self._retry_headers(op)})
+            if op.status in ("Failed", "Canceled"):
                 return Response(
                     500 if op.error is None else 400,
                     {"error": op.error or {"code": "Failed", "message": "Operation failed."}},
                 )
-            if op.verb == "delete":
-                return Response(204)
             resource = self.world.get(op.rid)
-            if resource is None:
-                return Response(204)
+            if op.verb == "delete" or resource is None:
+                return Response(200)  # recorded: registry and resource group deletes
             return Response(
                 200, shown(self.world.kind_for(str(resource.get("type", ""))), resource)
             )
@@ -627,13 +714,19 @@ class ArmEngine:
             "startTime": op.started,
         }
         headers: dict[str, str] = {}
+        status = 200
         if op.status == "InProgress":
             headers = self._retry_headers(op)
+            status = kind.poll_in_progress_status if kind is not None else 200
+            if status == 202:  # recorded (private DNS): a 202 repeats where to poll next
+                headers["Azure-AsyncOperation"] = self._operation_url_of(op, "operations")
+                headers["Location"] = self._operation_url_of(op, "operationResults")
+            body["status"] = op.running
         else:
             body["endTime"] = op.ended
-        if op.status == "Failed":
+        if op.status in ("Failed", "Canceled"):
             body["error"] = op.error
-        return Response(200, body, headers)
+        return Response(status, body, headers)
 
     # ---- synchronous writes for world building -------------------------------------------
     def put_now(self, rid: str, body: Resource) -> Resource:

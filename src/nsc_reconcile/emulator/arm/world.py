@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.emulator.arm.ids import parse_path
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import LOCATION, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import Request, Response
 from nsc_reconcile.emulator.secrets import SecretStore
 
@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SUBSCRIPTION_ID", "Operation", "World", "discover_kinds"]
 
 DEFAULT_SUBSCRIPTION_ID = "00000000-0000-0000-0000-00000000a1b2"
+# Seconds a new user-assigned identity's principal stays unknown to role assignments (Entra ID
+# replication delay; recorded ~20 s in Azure, short here so tests meet it without waiting long).
+DEFAULT_PRINCIPAL_REPLICATION_SECONDS = 0.5
+# Operations take this long unless configured (POST config lro_seconds): long enough that
+# clients meet real Azure's intermediate states (Creating, RegisteringDns, customDnsConfigs
+# still empty), short enough for tests. Set {"*": 0} for instant operations.
+DEFAULT_LRO_SECONDS = 0.3
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 NIC_TYPE = "Microsoft.Network/networkInterfaces"
 SUBNET_TYPE = "Microsoft.Network/virtualNetworks/subnets"
@@ -39,9 +46,7 @@ class ResourceGroupKind(Kind):
     """Resource groups: built into the engine (not an ARM provider resource)."""
 
     type = RESOURCE_GROUP_TYPE
-    put_statuses = (200, 201)
-    delete_statuses = (200, 202)
-    long_running = True  # only DELETE is long-running for resource groups; see the engine
+    on_delete = Reply(202, LOCATION)
     patch_supported = True
     etag_field = False
     system_data = False
@@ -102,6 +107,9 @@ class Operation:
     status: str = "InProgress"
     ended: str | None = None
     error: dict[str, Any] | None = None  # set when it must fail (fail_lro) or failed
+    running: str = "InProgress"  # the status its URL reports while it runs
+    base: str = ""  # the ARM URL its polling URLs start with
+    api_version: str = "2024-01-01"  # the api-version of the request that started it
 
 
 class World:
@@ -131,9 +139,16 @@ class World:
         # When set, a vault with publicNetworkAccess Disabled refuses data-plane calls with
         # 403 ForbiddenByConnection, as Azure does for a caller outside the VNet.
         self.enforce_vault_network = False
+        # Entra ID: principals that exist besides the world's managed identities (object id,
+        # lower-cased -> User/Group/ServicePrincipal), and the replication delay of new ones.
+        self.directory_principals: dict[str, str] = {}
+        self.principal_replication_seconds = DEFAULT_PRINCIPAL_REPLICATION_SECONDS
         # Rows accepted by the Logs Ingestion API, per destination table (ingestion.py).
         self.logs: dict[str, list[dict[str, Any]]] = {}
         self.operations: dict[str, Operation] = {}
+        # Ids (lower-cased) of resources deleted since the start: a GET of one may answer
+        # another 404 code than a name never used (Kind.gone_code).
+        self.deleted: set[str] = set()
         self._resources: dict[str, Resource] = {}
         self._reserved_ips: dict[str, set[str]] = {}
         self._rng = random.Random(0)
@@ -151,6 +166,7 @@ class World:
             self._resources = {}
             self._reserved_ips = {}
             self.operations.clear()
+            self.deleted.clear()
             self.engine._finals.clear()
             self.secrets.reset()
             self._rng = random.Random(0)
@@ -311,7 +327,9 @@ class World:
             return f"{parent}/{type_segments[-1]}/{parsed.names[-1]}"
 
     def lro_duration(self, arm_type: str) -> float:
-        return self.lro_seconds.get(arm_type.lower(), self.lro_seconds.get("*", 0.0))
+        """How long an operation on ``arm_type`` runs (and a transitional state lasts)."""
+        default = self.lro_seconds.get("*", DEFAULT_LRO_SECONDS)
+        return self.lro_seconds.get(arm_type.lower(), default)
 
     def configure(self, lro_seconds: dict[str, float]) -> None:
         with self.lock:
@@ -331,9 +349,12 @@ class World:
             self._reserved_ips = copy.deepcopy(reserved)
             self.secrets.restore(secrets)
             self.operations.clear()
+            self.deleted.clear()
             self.engine._finals.clear()
             self.lro_seconds.clear()
             self.enforce_vault_network = False
+            self.directory_principals.clear()
+            self.principal_replication_seconds = DEFAULT_PRINCIPAL_REPLICATION_SECONDS
             self.logs.clear()
             self._rng = random.Random(1)
 

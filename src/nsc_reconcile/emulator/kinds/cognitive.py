@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import ASYNC_OPERATION, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
@@ -85,9 +86,19 @@ class CognitiveAccount(Kind):
     """``Microsoft.CognitiveServices/accounts`` (kinds OpenAI, AIServices, ...)."""
 
     type = ACCOUNT_TYPE
-    put_statuses = (200, 201, 202)
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    # Recorded (Test_CognitiveServices_Account_CRUD, _20250601_CRUD): create 201 "Creating" with
+    # Azure-AsyncOperation only; delete synchronous 200; the operation's status reads
+    # Creating/Updating while it runs. The same tags-only update was long-running ("Accepted")
+    # for an AIServices account and a synchronous 200 for an OpenAI one: see ``reply``.
+    on_create = Reply(201, ASYNC_OPERATION, "Creating")
+    on_update = Reply(200, ASYNC_OPERATION, "Accepted", tags_only=Reply(200))
+    on_delete = Reply(200)
+    running_status_is_state = True
+
+    def reply(self, resource: Resource, existing: Resource | None) -> Reply:
+        if existing is not None and str(resource.get("kind", "")).lower() == "aiservices":
+            return self.on_update
+        return super().reply(resource, existing)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         if not body.get("kind"):
@@ -171,6 +182,19 @@ def _key(world: World, account: Resource, key_name: str) -> str:
     return hashlib.sha256(f"{internal_id}:{key_name}".encode()).hexdigest()[:32]
 
 
+# Per world: until when (monotonic) each account is still carrying out a deployment write.
+_busy_until: weakref.WeakKeyDictionary[World, dict[str, tuple[float, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _mark_busy(world: World, deployment_id: str) -> None:
+    """The account carries out a deployment write for the type's duration after answering."""
+    until = time.monotonic() + world.lro_duration(DEPLOYMENT_TYPE)
+    account_id = _parent_id(deployment_id).lower()
+    _busy_until.setdefault(world, {})[account_id] = (until, deployment_id.lower())
+
+
 def _conflict(account_id: str) -> ArmError:
     return ArmError(
         409,
@@ -184,9 +208,13 @@ class CognitiveDeployment(Kind):
     """``Microsoft.CognitiveServices/accounts/deployments``: one model deployment."""
 
     type = DEPLOYMENT_TYPE
-    put_statuses = (200, 201)
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    # Recorded (Test_CognitiveServices_Deployment_CRUD): create 201, update 200, delete 200, all
+    # synchronous; a read after delete is the provider's 404 NotFound.
+    on_create = Reply(201)
+    on_update = Reply(200)
+    on_delete = Reply(200)
+    gone_code = "NotFound"
+    gone_message = "Specified resource '{id}' cannot be found."
     location_required = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
@@ -199,11 +227,14 @@ class CognitiveDeployment(Kind):
                 "Can not perform requested operation on nested resource. Parent resource "
                 f"'{account_id.rsplit('/', 1)[1]}' not found.",
             )
-        # Azure serializes writes under one account: any unfinished operation on the account
-        # or a sibling deployment (or this one) answers 409 RequestConflict (azurerm#22607).
-        if _in_progress(account) or any(
-            _in_progress(d) for d in world.children(account_id, DEPLOYMENT_TYPE)
-        ):
+        # Azure serializes writes under one account: any unfinished operation on the account,
+        # or a deployment write still being carried out after its synchronous answer, answers
+        # 409 RequestConflict (azurerm#22607, bicep#11211).
+        # The same deployment's own update right after its create was accepted (recorded:
+        # Test_CognitiveServices_Deployment_CRUD #9-#11); a sibling's write conflicts.
+        busy_until, writer = _busy_until.get(world, {}).get(account_id.lower(), (0.0, ""))
+        sibling_busy = time.monotonic() < busy_until and writer != rid.lower()
+        if _in_progress(account) or sibling_busy:
             raise _conflict(account_id)
         model = (body.get("properties") or {}).get("model") or {}
         if not model.get("format") or not model.get("name"):
@@ -225,6 +256,12 @@ class CognitiveDeployment(Kind):
             raise ArmError(
                 400, "InvalidCapacity", f"The capacity '{capacity}' should be a positive integer."
             )
+
+    def after_write(self, world: World, rid: str, resource: Resource) -> None:
+        _mark_busy(world, rid)
+
+    def after_delete(self, world: World, rid: str, resource: Resource) -> None:
+        _mark_busy(world, rid)
 
     def populate(
         self, world: World, rid: str, resource: Resource, existing: Resource | None

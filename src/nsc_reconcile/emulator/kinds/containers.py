@@ -14,7 +14,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import BOTH, LOCATION, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
@@ -50,8 +50,9 @@ class ManagedCluster(Kind):
 
     type = CLUSTER_TYPE
     etag_field = False  # not in the type's REST schema (oav: OBJECT_ADDITIONAL_PROPERTIES)
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = Reply(201, BOTH)
+    on_update = Reply(200, BOTH)
+    on_delete = Reply(202, BOTH)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         props = body.get("properties") or {}
@@ -199,8 +200,12 @@ class ContainerRegistry(Kind):
 
     type = REGISTRY_TYPE
     etag_field = False  # not in the type's REST schema (oav: OBJECT_ADDITIONAL_PROPERTIES)
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    # Recorded (Test_ContainerRegistry_Registry_20230701_CRUD): create is a synchronous 200 that
+    # says Succeeded; delete is 202 with Location only, its body the registry "Deleting".
+    on_create = Reply(200)
+    on_update = Reply(200)
+    on_delete = Reply(202, LOCATION)
+    delete_answer_shows_resource = True
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         name = rid.rsplit("/", 1)[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 from nsc_reconcile.emulator.secrets import SecretError
 
@@ -28,7 +28,11 @@ class Vault(Kind):
 
     type = VAULT_TYPE
     etag_field = False  # not in the 2025-05-01 schema
-    long_running = True
+    # Recorded (Test_KeyVault_Vault_CRUD): create is a synchronous 200 with no polling headers
+    # that says RegisteringDns; a later GET says Succeeded. Delete: synchronous 200.
+    on_create = Reply(200, state="RegisteringDns")
+    on_update = Reply(200)
+    on_delete = Reply(200)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         name = rid.rsplit("/", 1)[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import BOTH, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
@@ -44,9 +44,11 @@ class Workspace(Kind):
     """``Microsoft.OperationalInsights/workspaces``: a Log Analytics workspace."""
 
     type = WORKSPACE_TYPE
-    put_statuses = (200, 201, 202)
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    # Recorded (Test_OperationalInsights_Workspace_CRUD): create, update and delete are
+    # synchronous 200s; the create answer already says Succeeded.
+    on_create = Reply(200)
+    on_update = Reply(200)
+    on_delete = Reply(200)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         props = body.get("properties") or {}
@@ -90,9 +92,9 @@ class Table(Kind):
 
     type = TABLE_TYPE
     etag_field = False  # not in the type's REST schema (oav: OBJECT_ADDITIONAL_PROPERTIES)
-    put_statuses = (200, 202)
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = Reply(202, BOTH)
+    on_update = Reply(200, BOTH)
+    on_delete = Reply(202, BOTH)
     location_required = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:

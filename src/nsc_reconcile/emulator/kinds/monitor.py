@@ -11,7 +11,7 @@ import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ class ActionGroup(Kind):
     """``Microsoft.Insights/actionGroups``: notification receivers (location ``Global``)."""
 
     type = ACTION_GROUP_TYPE
-    flat_errors = True  # 2023-01-01 ErrorResponse is {code, message}
+    # The 2023-01-01 spec declares a flat {code, message} ErrorResponse, but a recorded 404
+    # (Test_Insights_ActionGroup_v20230101_CRUD) uses ARM's {"error": {...}}: the recording wins.
     etag_field = False  # not in the 2023-01-01 schema
     system_data = False
     provisioning_state = False  # not in the 2023-01-01 schema
@@ -151,6 +152,8 @@ class DataCollectionRule(Kind):
     """``Microsoft.Insights/dataCollectionRules``: ``Direct`` rules get an ingestion endpoint."""
 
     type = DCR_TYPE
+    # Recorded (Test_Insights_v1api20230311_CreationAndDeletion): a create is a synchronous 200.
+    on_create = Reply(200)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         props = body.get("properties") or {}
@@ -174,10 +177,10 @@ class DataCollectionRule(Kind):
         for destination in destinations.get("logAnalytics") or []:
             workspace = destination.get("workspaceResourceId")
             if not workspace or world.get(workspace) is None:
-                raise _bad_request(
+                raise _bad_request(  # code recorded: Test_Insights_v1api20230311_Creation...
                     f"Log Analytics workspace '{workspace}' of destination "
                     f"'{destination.get('name')}' was not found.",
-                    "InvalidPayload",
+                    "WorkspaceNotFound",
                 )
             names.add(str(destination.get("name")))
         for list_name, entries in destinations.items():

@@ -8,8 +8,18 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from nsc_reconcile.emulator.kinds.base import Resource
+from nsc_reconcile.emulator.kinds.base import ASYNC_OPERATION, BOTH, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
+
+# How the Network resource provider answers writes (recorded: Test_Networking_PrivateEndpoint_CRUD,
+# _NetworkSecurityGroup_CRUD, _VirtualNetwork_20240301_CRUD): a create is 201 with
+# Azure-AsyncOperation only and the resource "Updating"; an update is 200, "Updating", except a
+# tags-only one that already says Succeeded; a delete is 202 with both headers and no body.
+NETWORK_CREATE = Reply(201, ASYNC_OPERATION, "Updating")
+NETWORK_UPDATE = Reply(
+    200, ASYNC_OPERATION, "Updating", tags_only=Reply(200, ASYNC_OPERATION, "Succeeded")
+)
+NETWORK_DELETE = Reply(202, BOTH)
 
 if TYPE_CHECKING:
     from nsc_reconcile.emulator.arm import World

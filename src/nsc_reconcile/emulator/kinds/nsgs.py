@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.emulator.kinds.base import Kind, Resource
 from nsc_reconcile.emulator.kinds.netcommon import (
+    NETWORK_CREATE,
+    NETWORK_DELETE,
+    NETWORK_UPDATE,
     NSG_TYPE,
     RULE_TYPE,
     inline_child,
@@ -105,8 +108,9 @@ class NetworkSecurityGroup(Kind):
 
     type = NSG_TYPE
     system_data = False  # not in Microsoft.Network's REST schemas
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = NETWORK_CREATE
+    on_update = NETWORK_UPDATE
+    on_delete = NETWORK_DELETE
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         rules = (body.get("properties") or {}).get("securityRules") or []
@@ -149,8 +153,11 @@ class SecurityRule(Kind):
 
     type = RULE_TYPE
     system_data = False  # not in Microsoft.Network's REST schemas
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = NETWORK_CREATE
+    on_update = NETWORK_UPDATE
+    on_delete = NETWORK_DELETE
+    effects_at_once = True  # shown in the parent's list while it provisions
+    gone_code = "NotFound"  # recorded: the Network RP's 404 after a delete
     location_required = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import BOTH, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
@@ -123,10 +123,17 @@ class _PostgresKind(Kind):
     writes answered 202 and long-running, no provisioningState unless a type says so."""
 
     etag_field = False
-    put_statuses = (202,)
-    long_running = True
+    on_create = Reply(202, BOTH)
+    on_update = Reply(202, BOTH)
+    on_delete = Reply(202, BOTH)
+
+    def accepted_body(self, verb: str, started: str) -> Any:
+        # Recorded (Test_DBForPostgreSQL_FlexibleServer_20240801_CRUD): a 202 names the
+        # management operation instead of showing the resource.
+        action = "Upsert" if verb == "put" else "Drop"
+        return {"operation": f"{action}ServerManagementOperationV2", "startTime": started}
+
     provisioning_state = False
-    delete_statuses = (202, 204)
 
 
 class _ServerChild(_PostgresKind):
@@ -359,7 +366,6 @@ class Configuration(_ServerChild):
 
     type = CONFIGURATION_TYPE
     patch_supported = True  # Configurations_Update
-    delete_statuses = (200, 204)  # the spec has no delete; the base default
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         _require_server(world, rid)

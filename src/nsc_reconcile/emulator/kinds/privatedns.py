@@ -1,8 +1,9 @@
 """ARM kinds for Azure Private DNS (api-version 2024-06-01): zones, VNet links, record sets.
 
 Zones and links are long-running (PUT/PATCH/DELETE answer 202 + Azure-AsyncOperation, as the
-service does; the spec also allows 200/201); record sets are synchronous 200/201. A zone gets
-its SOA record set ``@`` at creation and keeps its record/link counters current. Touches only
+service does; the spec also allows 200/201); record sets are synchronous 200/201, listed per
+type (``{zone}/A``) or all at once (``{zone}/ALL``). A zone gets its SOA record set ``@`` at
+creation and keeps its record/link counters current. Touches only
 ``World``: never the DNS server, which reads these resources when asked.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nsc_reconcile.emulator.kinds.base import Kind, Resource
+from nsc_reconcile.emulator.kinds.base import BOTH, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
@@ -55,19 +56,24 @@ def _require_global(body: Resource, what: str) -> None:
         )
 
 
-def refresh_zone_counters(world: World, zone_rid: str) -> None:
-    """Recount a zone's record sets and links into its read-only properties."""
-    zone = world.get(zone_rid)
-    if zone is None:
-        return  # the zone itself is being deleted
-    prefix = str(zone["id"]).lower() + "/"
-    record_sets = [
+def record_sets_of(world: World, zone_rid: str) -> list[Resource]:
+    """Every record set of a zone, all types (the SOA too), oldest first."""
+    prefix = zone_rid.lower().rstrip("/") + "/"
+    return [
         r
         for r in world.all_resources()
         if str(r.get("id", "")).lower().startswith(prefix)
         and str(r.get("type", "")).lower() != LINK_TYPE.lower()
         and str(r.get("id", "")).lower().count("/") == prefix.count("/") + 1
     ]
+
+
+def refresh_zone_counters(world: World, zone_rid: str) -> None:
+    """Recount a zone's record sets and links into its read-only properties."""
+    zone = world.get(zone_rid)
+    if zone is None:
+        return  # the zone itself is being deleted
+    record_sets = record_sets_of(world, str(zone["id"]))
     links = world.children(str(zone["id"]), LINK_TYPE)
     registering = [k for k in links if (k.get("properties") or {}).get("registrationEnabled")]
     props = zone.setdefault("properties", {})
@@ -87,9 +93,16 @@ class PrivateDnsZoneKind(Kind):
 
     type = ZONE_TYPE
     system_data = False  # not in the 2024-06-01 privatedns schema
-    long_running = True
-    put_statuses = (202,)
-    delete_statuses = (202, 204)
+    # Recorded (Test_Networking_PrivateDnsZone_20240601_CRUD): every write is 202 with both
+    # headers; the operation answers 202 while it runs.
+    on_create = Reply(202, BOTH)
+    on_update = Reply(202, BOTH)
+    on_delete = Reply(202, BOTH)
+    poll_in_progress_status = 202
+
+    def accepted_body(self, verb: str, started: str) -> Any:
+        return {} if verb == "put" else None
+
     immutable: ClassVar[dict[str, str]] = {"location": "LocationNotAvailableForResourceType"}
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
@@ -155,9 +168,16 @@ class VirtualNetworkLinkKind(Kind):
 
     type = LINK_TYPE
     system_data = False  # not in the 2024-06-01 privatedns schema
-    long_running = True
-    put_statuses = (202,)
-    delete_statuses = (202, 204)
+    # Recorded (Test_Networking_PrivateDnsZone_20240601_CRUD): every write is 202 with both
+    # headers; the operation answers 202 while it runs.
+    on_create = Reply(202, BOTH)
+    on_update = Reply(202, BOTH)
+    on_delete = Reply(202, BOTH)
+    poll_in_progress_status = 202
+
+    def accepted_body(self, verb: str, started: str) -> Any:
+        return {} if verb == "put" else None
+
     location_required = False
     immutable: ClassVar[dict[str, str]] = {"properties.virtualNetwork.id": "BadRequest"}
 
@@ -202,6 +222,37 @@ class VirtualNetworkLinkKind(Kind):
         refresh_zone_counters(world, zone_id_of(rid))
 
 
+class AllRecordSetsKind(Kind):
+    """``privateDnsZones/{zone}/ALL``: only a collection, ``RecordSets_List`` (the SDK's
+    ``record_sets.list``): every record set of the zone, all types. ARM registers
+    ``privateDnsZones/ALL`` as a type, but no resource lives under it: any single-resource
+    call answers as an unknown type would. ``$top``/``$recordsetnamesuffix`` are not applied
+    (a list hook does not see the query)."""
+
+    type = f"{ZONE_TYPE}/ALL"
+    location_required = False
+    system_data = False
+    provisioning_state = False
+
+    def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
+        raise _no_single_resource()
+
+    def view(self, world: World, rid: str, stored: Resource | None) -> Resource | None:
+        raise _no_single_resource()
+
+    def list_view(self, world: World, parent_rid: str, items: list[Resource]) -> list[Resource]:
+        return record_sets_of(world, parent_rid)
+
+
+def _no_single_resource() -> ArmError:
+    return ArmError(
+        404,
+        "InvalidResourceType",
+        "The resource type 'privateDnsZones/ALL' could not be found in the namespace "
+        "'Microsoft.Network'.",
+    )
+
+
 class _RecordSetKind(Kind):
     """A record set type: ``record_field`` holds its records; fqdn/isAutoRegistered server-set."""
 
@@ -209,8 +260,9 @@ class _RecordSetKind(Kind):
     location_required = False
     system_data = False  # not in the 2024-06-01 RecordSet schema
     provisioning_state = False
-    put_statuses: ClassVar[tuple[int, ...]] = (201, 200)
-    delete_statuses: ClassVar[tuple[int, ...]] = (200, 204)
+    on_create = Reply(201)
+    on_update = Reply(200)
+    on_delete = Reply(200)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         props = body.get("properties") or {}
@@ -334,7 +386,9 @@ class SoaRecordSetKind(_RecordSetKind):
 
     type = f"{ZONE_TYPE}/SOA"
     record_field = "soaRecord"
-    put_statuses = (200,)
+    on_create = Reply(200)
+    on_update = Reply(200)
+    on_delete = Reply(200)
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         super().validate(world, rid, body, existing)

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.emulator.kinds.base import Kind, Resource
 from nsc_reconcile.emulator.kinds.netcommon import (
+    NETWORK_CREATE,
+    NETWORK_DELETE,
+    NETWORK_UPDATE,
     SUBNET_TYPE,
     VNET_TYPE,
     inline_child,
@@ -98,8 +101,9 @@ class VirtualNetwork(Kind):
 
     type = VNET_TYPE
     system_data = False  # not in Microsoft.Network's REST schemas
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = NETWORK_CREATE
+    on_update = NETWORK_UPDATE
+    on_delete = NETWORK_DELETE
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         props = body.get("properties") or {}
@@ -170,8 +174,10 @@ class Subnet(Kind):
 
     type = SUBNET_TYPE
     system_data = False  # not in Microsoft.Network's REST schemas
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = NETWORK_CREATE
+    on_update = NETWORK_UPDATE
+    on_delete = NETWORK_DELETE
+    effects_at_once = True  # shown in the parent's list while it provisions
     location_required = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:

@@ -1,6 +1,7 @@
 """Microsoft.Network private DNS zone groups: the platform writes an A record for the
-endpoint's target into every referenced private DNS zone and removes it on delete.
-Imports only kinds.base, kinds.netcommon, kinds.endpoints and the standard library.
+endpoint's target into every referenced private DNS zone and removes it on delete. An endpoint
+holds one zone group, a zone group at most five zones.
+Imports only kinds.base, kinds.netcommon, kinds.endpoints, protocol and the standard library.
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ from typing import TYPE_CHECKING
 
 from nsc_reconcile.emulator.kinds.base import Kind, Resource
 from nsc_reconcile.emulator.kinds.endpoints import endpoint_connections, nic_ip, record_name_for
-from nsc_reconcile.emulator.kinds.netcommon import missing_reference, name_of, parent_of
+from nsc_reconcile.emulator.kinds.netcommon import (
+    NETWORK_CREATE,
+    NETWORK_DELETE,
+    NETWORK_UPDATE,
+    missing_reference,
+    name_of,
+    parent_of,
+    same_id,
+)
+from nsc_reconcile.emulator.protocol import ArmError
 
 if TYPE_CHECKING:
     from nsc_reconcile.emulator.arm import World
@@ -18,6 +28,15 @@ if TYPE_CHECKING:
 ZONE_GROUP_TYPE = "Microsoft.Network/privateEndpoints/privateDnsZoneGroups"
 A_RECORD_TYPE = "Microsoft.Network/privateDnsZones/A"
 RECORD_TTL = 10  # what the platform writes for zone-group records
+# Microsoft's private endpoint DNS docs (learn.microsoft.com/azure/private-link/
+# private-endpoint-dns, "Private DNS zone group"): "Each DNS zone group can support up to 5 DNS
+# zones" and "Adding multiple DNS zone groups to a single Private Endpoint is not supported".
+MAX_ZONES_PER_GROUP = 5
+# The error code of both refusals is UNCONFIRMED (no public report shows it), hence the generic
+# BadRequest. The second-group message is the service's as quoted in
+# pulumi/pulumi-azure-native#2179 (a public Bicep comment shows the endpoint's name after it);
+# the sixth-zone message is the emulator's own wording.
+LIMIT_CODE = "BadRequest"
 
 
 class PrivateDnsZoneGroup(Kind):
@@ -27,12 +46,30 @@ class PrivateDnsZoneGroup(Kind):
     type = ZONE_GROUP_TYPE
     system_data = False  # not in Microsoft.Network's REST schemas
     type_field = False  # the PrivateDnsZoneGroup schema has no "type"
-    long_running = True
-    delete_statuses = (200, 202, 204)
+    on_create = NETWORK_CREATE
+    on_update = NETWORK_UPDATE
+    on_delete = NETWORK_DELETE
     location_required = False
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
-        for config in (body.get("properties") or {}).get("privateDnsZoneConfigs") or []:
+        pe_id = parent_of(rid)
+        others = [g for g in world.children(pe_id, ZONE_GROUP_TYPE) if not same_id(g["id"], rid)]
+        if existing is None and others:  # creating a second one; an update is always allowed
+            raise ArmError(
+                400,
+                LIMIT_CODE,
+                "Cannot create more than one private dns zone groups in the private endpoint "
+                f"{name_of(pe_id)}",
+            )
+        configs = (body.get("properties") or {}).get("privateDnsZoneConfigs") or []
+        if len(configs) > MAX_ZONES_PER_GROUP:
+            raise ArmError(
+                400,
+                LIMIT_CODE,
+                f"Private dns zone group {name_of(rid)} has {len(configs)} private dns zone "
+                f"configs; a private dns zone group supports at most {MAX_ZONES_PER_GROUP}.",
+            )
+        for config in configs:
             zone = (config.get("properties") or {}).get("privateDnsZoneId")
             if not isinstance(zone, str) or world.get(zone) is None:
                 raise missing_reference(str(zone), rid)

@@ -1,7 +1,8 @@
 """Kubernetes API subset (the AKS cluster's API server) for the real ``kubernetes`` client.
 
 A pure ``Plane`` with its own state: namespaces, core/v1 services, serviceaccounts, secrets,
-configmaps, persistentvolumeclaims and apps/v1 deployments and statefulsets;
+configmaps, persistentvolumeclaims, apps/v1 deployments and statefulsets and
+networking.k8s.io/v1 ingresses (never given an address: no ingress controller runs);
 GET/LIST/POST/PUT/DELETE and PATCH (JSON patch, merge patch, an approximation of strategic
 merge, server-side apply) with Kubernetes ``Status`` errors.
 
@@ -15,9 +16,10 @@ created (and bound) at once and kept when it is deleted or scaled down. No watch
 no authentication check.
 
 Modules: ``plane`` (routing, ``KubernetesPlane``), ``store`` (objects, resourceVersion, uid),
-``defaults`` (per-kind validation and defaults), ``patches`` (JSON/merge/strategic patch),
-``ownership`` (field managers, server-side apply), ``resources`` (served types, discovery),
-``errors`` (``Status`` errors), ``bodies`` (request bodies, field manager).
+``defaults`` (per-kind validation and defaults), ``ingress`` (Ingress validation and defaults),
+``patches`` (JSON/merge/strategic patch), ``ownership`` (field managers, server-side apply),
+``resources`` (served types, discovery), ``errors`` (``Status`` errors), ``bodies`` (request
+bodies, field manager).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-kind validation and server defaults (names, secrets, services with cluster IPs and node
 ports, deployments and statefulsets with generation, revision and an always-ready status,
-persistent volume claims bound at once). Reads the stored objects only to allocate free
-addresses and ports; never writes them.
+persistent volume claims bound at once; ingresses in ``ingress``). Reads the stored objects only
+to allocate free addresses and ports; never writes them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from nsc_reconcile.emulator.kubernetes.errors import KubeError, invalid, utc_now
+from nsc_reconcile.emulator.kubernetes.ingress import prepare_ingress
 from nsc_reconcile.emulator.kubernetes.resources import Obj, ResourceType
 
 Objects = dict[tuple[str, str, str], Obj]
@@ -57,6 +58,8 @@ def prepare(objects: Objects, rt: ResourceType, name: str, obj: Obj, old: Obj | 
         _prepare_statefulsets(rt, name, obj, old)
     elif rt.plural == "persistentvolumeclaims":
         _prepare_claims(rt, name, obj, old)
+    elif rt.plural == "ingresses":
+        prepare_ingress(rt, name, obj, old)
     return obj
 
 

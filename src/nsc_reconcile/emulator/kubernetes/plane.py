@@ -14,11 +14,12 @@ from nsc_reconcile.emulator.kubernetes.ownership import server_side_apply
 from nsc_reconcile.emulator.kubernetes.patches import json_patch, merge_patch, strategic_merge_patch
 from nsc_reconcile.emulator.kubernetes.resources import (
     BY_ROUTE,
+    GROUPS,
     NAMESPACES,
     TYPES,
     VERSION,
     ResourceType,
-    apps_group,
+    api_group,
     resource_list,
 )
 from nsc_reconcile.emulator.kubernetes.store import Store
@@ -105,11 +106,10 @@ class KubernetesPlane:
                 },
             )
         if method == "GET" and parts == ["apis"]:
-            return Response(
-                200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [apps_group()]}
-            )
-        if method == "GET" and parts == ["apis", "apps"]:
-            return Response(200, {"kind": "APIGroup", "apiVersion": "v1", **apps_group()})
+            groups = [api_group(g) for g in GROUPS]
+            return Response(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        if method == "GET" and len(parts) == 2 and parts[0] == "apis" and parts[1] in GROUPS:
+            return Response(200, {"kind": "APIGroup", "apiVersion": "v1", **api_group(parts[1])})
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:

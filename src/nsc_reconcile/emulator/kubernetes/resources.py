@@ -63,14 +63,22 @@ TYPES = (
     ),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",)),
     ResourceType("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",)),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
 )
 BY_ROUTE = {(t.group, t.version, t.plural): t for t in TYPES}
 NAMESPACES = BY_ROUTE[("", "v1", "namespaces")]
 
 
-def apps_group() -> Obj:
-    version = {"groupVersion": "apps/v1", "version": "v1"}
-    return {"name": "apps", "versions": [version], "preferredVersion": version}
+GROUPS = tuple(dict.fromkeys(t.group for t in TYPES if t.group))  # named groups, in order
+
+
+def api_group(group: str) -> Obj:
+    """The ``APIGroup`` discovery entry of a named group (its first version preferred)."""
+    versions = [
+        {"groupVersion": f"{group}/{v}", "version": v}
+        for v in dict.fromkeys(t.version for t in TYPES if t.group == group)
+    ]
+    return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
 
 def resource_list(group: str, version: str) -> Obj:
