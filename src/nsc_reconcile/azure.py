@@ -133,6 +133,9 @@ class AzureTarget:
     use_env_proxies: bool = True
     verify_challenge_resource: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    # An azure-core HttpTransport every client sends through (None: the SDK's default), e.g.
+    # one that answers from a recorded real session (tests/conformance/transport.py).
+    transport: Any = None
 
     @classmethod
     def for_azure(cls, subscription_id: str, *, retry_total: int | None = None) -> AzureTarget:
@@ -235,6 +238,8 @@ class Clients:
             kwargs["retry_total"] = t.retry_total
         if not t.use_env_proxies:
             kwargs["use_env_settings"] = False
+        if t.transport is not None:
+            kwargs["transport"] = t.transport
         return kwargs
 
     def mgmt_kwargs(self) -> dict[str, Any]:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from nsc_reconcile.model.state import DesiredState
 
 DEFAULT_PARALLELISM = 8
+# provisioningState values that end an operation; any other (Creating, Updating, Accepted,
+# RegisteringDns, ...) means the resource is still being worked on by Azure.
+TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
 
 
 class Progress(Protocol):
@@ -80,6 +83,9 @@ class Engine:
     redactor: Redactor = field(default_factory=Redactor)
     progress: Progress | None = None
     state_file: str | None = None
+    # How long apply waits for a resource Azure is still working on (e.g. a Key Vault that
+    # says RegisteringDns right after its create) before using or writing it.
+    ready_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
         graph, issues = build_graph(self.state)
@@ -374,6 +380,7 @@ class Engine:
         if planned.action is Action.BLOCKED and not resource.existing:
             raise _Failure(planned.reason or "blocked", Outcome.BLOCKED)
         live = self._read(address)  # re-read before write: the plan is only a preview
+        live = self._wait_until_settled(address, live)
         if resource.existing:
             if live is None:
                 raise _Failure("existing resource not found", Outcome.FAILED)
@@ -409,6 +416,28 @@ class Engine:
         if any(c.requires_replacement for c in changes):
             return Outcome.REPLACED, changes, None
         return Outcome.UPDATED, changes, None
+
+    def _wait_until_settled(self, address: str, live: Live | None) -> Live | None:
+        """Re-read while ``live`` is in a transitional provisioningState (Azure answers some
+        creates at once and finishes later: a vault says RegisteringDns, and writes to it can
+        fail until it says Succeeded). Raises _Failure when it does not settle in time."""
+        deadline = time.monotonic() + self.ready_timeout_s
+        delay = 0.1
+        while live is not None:
+            state = live.fields.get("properties.provisioningState")
+            if not isinstance(state, str) or state.lower() in TERMINAL_STATES:
+                return live
+            if time.monotonic() + delay > deadline:
+                raise _Failure(
+                    f"still {state} after {self.ready_timeout_s:.0f} s: Azure has not finished "
+                    "working on it; re-run apply later"
+                )
+            if self.progress is not None:
+                self.progress.retrying(address, f"Azure reports it {state}; waiting", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            live = self._read(address)
+        return live
 
     def _write_lock(self, key: str | None) -> threading.Lock:
         if key is None:

@@ -85,11 +85,17 @@ def test_storage_account_accepted_then_polled(emu: Emulator, ctl: Callable[..., 
     assert _arm(emu, STORAGE, "2021-04-01")[2]["properties"]["statusOfPrimary"] == "available"
 
 
-def test_storage_account_name_is_checked(emu: Emulator) -> None:
+def test_storage_account_names_are_checked(emu: Emulator) -> None:
     rid = STORAGE.replace("nscstdev", "NSC-st")
     status, _, answer = _arm(emu, rid, "2021-04-01", "PUT", {"location": LOCATION})
     assert status == 400
     assert answer["error"]["code"] == "AccountNameInvalid"
+    _arm(emu, STORAGE, "2021-04-01", "PUT", {"location": LOCATION})
+    elsewhere = STORAGE.replace(RG_ID, f"{RG_ID}-other")
+    _arm(emu, RG_ID + "-other", "2021-04-01", "PUT", {"location": LOCATION})
+    status, _, answer = _arm(emu, elsewhere, "2021-04-01", "PUT", {"location": LOCATION})
+    assert status == 409
+    assert answer["error"]["code"] == "StorageAccountAlreadyTaken"  # names are global
 
 
 def test_endpoint_and_association(clients: Clients, emu: Emulator) -> None:

@@ -7,6 +7,7 @@ assignment, changing an assignment) and answers lists with ``$filter`` as the 20
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 import uuid
@@ -196,7 +197,7 @@ def role_definition(world: World, guid: str) -> Resource:
         "id": f"/subscriptions/{world.subscription_id}/providers/{DEFINITION_TYPE}/{guid}",
         "name": guid,
         "type": DEFINITION_TYPE,
-        "properties": dict(BUILT_IN_ROLES[guid]),
+        "properties": copy.deepcopy(BUILT_IN_ROLES[guid]),
     }
 
 

@@ -86,6 +86,15 @@ class StorageAccount(Kind):
                 "between 3 and 24 characters in length and use numbers and lower-case letters "
                 "only.",
             )
+        for other in world.list_by_type(STORAGE_TYPE):  # account names are global (DNS)
+            if str(other["name"]).lower() == name.lower() and str(other["id"]).lower() != (
+                rid.lower()
+            ):
+                raise ArmError(
+                    409,
+                    "StorageAccountAlreadyTaken",
+                    f"The storage account named {name} is already taken.",
+                )
 
     def populate(
         self, world: World, rid: str, resource: Resource, existing: Resource | None
