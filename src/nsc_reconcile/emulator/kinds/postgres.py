@@ -118,6 +118,26 @@ def _subnet_exists(world: World, subnet_id: str) -> bool:
     return any(str(s.get("name", "")).lower() == name.lower() for s in subnets)
 
 
+# Display names of the regions this project meets, as Azure's location list spells them.
+_REGION_NAMES = {
+    "koreacentral": "Korea Central",
+    "koreasouth": "Korea South",
+    "uksouth": "UK South",
+    "eastus": "East US",
+    "eastus2": "East US 2",
+    "westus2": "West US 2",
+    "westus3": "West US 3",
+    "westeurope": "West Europe",
+    "northeurope": "North Europe",
+    "japaneast": "Japan East",
+}
+
+
+def display_location(location: str) -> str:
+    """``uksouth`` -> ``UK South`` (unknown regions are left as given)."""
+    return _REGION_NAMES.get(location.replace(" ", "").lower(), location)
+
+
 class _PostgresKind(Kind):
     """What every Microsoft.DBforPostgreSQL type here shares (2025-08-01 spec): no etag,
     writes answered 202 and long-running, no provisioningState unless a type says so."""
@@ -207,6 +227,9 @@ class FlexibleServer(_PostgresKind):
     ) -> None:
         props = resource.setdefault("properties", {})
         old = (existing or {}).get("properties", {})
+        # Recorded (Test_DBForPostgreSQL_FlexibleServer_20240801_CRUD): "uksouth" sent, the
+        # display name "UK South" answered.
+        resource["location"] = display_location(str(resource.get("location", "")))
         # The password is write-only: accepted, never stored in what GET returns.
         props.pop("administratorLoginPassword", None)
         props.pop("createMode", None)
