@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 # Recorded ids carry zeroed (sometimes real, unscrubbed) subscription ids: all become ours.
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SUBSCRIPTION = re.compile(r"/subscriptions/[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}", re.IGNORECASE)
 LRO_HEADERS = ("Azure-AsyncOperation", "Location")
 # Exchanges that only read may be answered later than the recording's moment: the replay asks
@@ -364,11 +365,29 @@ class Replayer:
         self.skipped: list[Exchange] = []
         # Exchanges marked ``unreproduced`` that did differ.
         self.unreproduced: list[Exchange] = []
+        self.generated: dict[str, str] = {}  # recorded server-generated GUID -> the emulator's
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def _localize(self, value: Any) -> Any:
         text = SUBSCRIPTION.sub(f"/subscriptions/{self.subscription}", json.dumps(value))
+        for recorded, ours in self.generated.items():
+            text = text.replace(recorded, ours)
         return json.loads(text)
+
+    def _learn(self, recorded: Any, answered: Any) -> None:
+        """Server-generated ids (an identity's principalId) differ between the recording and
+        the emulator: later requests that quote the recorded one get ours."""
+        if isinstance(recorded, dict) and isinstance(answered, dict):
+            for key, value in recorded.items():
+                self._learn(value, answered.get(key))
+        elif (
+            isinstance(recorded, str)
+            and isinstance(answered, str)
+            and recorded != answered
+            and GUID.match(recorded)
+            and GUID.match(answered)
+        ):
+            self.generated[recorded] = answered
 
     def send(self, method: str, url: str, body: Any = None) -> Answer:
         data = None if body is None else json.dumps(self._localize(body)).encode()
@@ -436,12 +455,14 @@ class Replayer:
             while True:
                 answer = self.send(exchange.method, url, exchange.request)
                 problems = compare(judged, answer, self.subscription, self.alternatives)
-                if not problems or time.monotonic() > deadline:
+                if not problems or exchange.unreproduced or time.monotonic() > deadline:
                     break
                 if exchange.method != "GET" and not _witnessed(recording, exchange, answer):
                     break
                 time.sleep(0.05)
             answers[exchange.n] = answer
+            if answer.status < 300:
+                self._learn(exchange.response, answer.body)
             if problems and exchange.unreproduced:
                 self.unreproduced.append(exchange)
             elif problems:

@@ -8,10 +8,12 @@ import dataclasses
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline.transport import RequestsTransport
 
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.changes import Action
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
@@ -168,3 +170,22 @@ def test_secret_write_waits_for_a_vault_still_registering_dns(
     writes = [i for i, e in enumerate(transport.log) if e[0] == "PUT" and "/secrets/" in e[1]]
     assert writes, transport.log
     assert min(writes) > ready, transport.log
+
+
+def test_endpoint_deleted_out_of_band_is_planned_again(
+    clients: Clients, state: DesiredState
+) -> None:
+    """Recorded: a private endpoint read after its delete answers the Network RP's 404
+    ``NotFound`` (not ARM's ``ResourceNotFound``). The product must take it as "missing" and
+    plan a create, not fail the read."""
+    engine = Engine(state, clients, retry=FAST)
+    assert engine.apply(engine.plan([PE_PG])).ok
+    endpoint = product_id(state, clients, PE_PG)
+    group, name = endpoint.split("/")[4], endpoint.rsplit("/", 1)[1]
+    clients.network.private_endpoints.begin_delete(group, name).result()
+    with pytest.raises(ResourceNotFoundError) as gone:
+        clients.network.private_endpoints.get(group, name)
+    assert gone.value.error is not None
+    assert gone.value.error.code == "NotFound"
+    plan = Engine(state, clients, retry=FAST).plan([PE_PG])
+    assert plan.get(PE_PG).action is Action.CREATE
