@@ -275,12 +275,6 @@ def test_assignment_at_key_vault_and_secret_scopes(clients: Clients, identity: s
     assert {a.name for a in assignments.list_for_resource_group(RG)} == below - {at_secret.name}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine's parent check (_require_parent) reads only the store, not Kind.view: "
-    "a secret that exists only in the data-plane store (seeded, or set through SecretClient) "
-    "answers ParentResourceNotFound as a scope",
-)
 def test_assignment_at_a_seeded_secret_scope(clients: Clients, identity: str) -> None:
     secret = f"{VAULT}/secrets/{DATABRICKS_TOKEN_SECRET}"
     made = clients.authorization.role_assignments.create(secret, _name(), _params(identity))

@@ -70,6 +70,8 @@ class ControlPlane:
                 if table is not None:
                     return Response(200, list(self.world.logs.get(table, [])))
                 return Response(200, {name: list(rows) for name, rows in self.world.logs.items()})
+        if route == ("POST", "check-password"):
+            return self._check_password(body)
         if route == ("POST", "reset"):
             self._reset()
             return Response(200, {"reset": True, "world": self.world.name})
@@ -87,6 +89,19 @@ class ControlPlane:
             return _error(400, "InvalidFault", "faults must be JSON objects")
         self.controls.add_faults(rules)
         return Response(200, [rule.to_json() for rule in self.controls.faults()])
+
+    def _check_password(self, body: Any) -> Response:
+        """Whether a write-only password (a PostgreSQL server's admin password) is the one
+        set last: ``{"id", "password"}`` -> ``{"match": bool}``; 404 when none was set."""
+        if not isinstance(body, dict) or not isinstance(body.get("password"), str):
+            return _error(400, "InvalidRequestContent", 'needs {"id": ..., "password": ...}')
+        rid = str(body.get("id", ""))
+        if self.world.get(rid) is None:
+            return _error(404, "ResourceNotFound", f"no resource {rid}")
+        match = self.world.password_matches(rid, body["password"])
+        if match is None:
+            return _error(404, "NoPassword", f"no password was set on {rid}")
+        return Response(200, {"match": match})
 
     def _config(self) -> dict[str, Any]:
         return {

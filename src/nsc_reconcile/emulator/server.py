@@ -63,6 +63,7 @@ class FaultRule:
     retry_after: int | None = None
     count: int | None = 1
     action: str = "respond"
+    inner_code: str | None = None  # Key Vault style error.innererror.code
     pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +86,7 @@ class FaultRule:
             "retry_after",
             "count",
             "action",
+            "inner_code",
         }
         unknown = set(data) - known
         if unknown:
@@ -102,6 +104,7 @@ class FaultRule:
             retry_after=None if retry_after is None else int(retry_after),
             count=None if count is None else int(count),
             action=str(data.get("action", "respond")),
+            inner_code=str(data["inner_code"]) if data.get("inner_code") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class FaultRule:
             "retry_after": self.retry_after,
             "count": self.count,
             "action": self.action,
+            "inner_code": self.inner_code,
         }
 
     def matches(self, method: str, path: str) -> bool:
@@ -125,8 +129,10 @@ class FaultRule:
         headers = {"x-ms-failure-cause": "emulator-fault"}
         if self.retry_after is not None:
             headers["Retry-After"] = str(self.retry_after)
-        body = {"error": {"code": self.code, "message": self.message}}
-        return Response(self.status, body, headers)
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.inner_code:
+            error["innererror"] = {"code": self.inner_code}
+        return Response(self.status, {"error": error}, headers)
 
 
 class Controls:

@@ -130,12 +130,11 @@ class ArmEngine:
         """The answer as the path's kind finishes it, through its optional ``answer(world,
         request, response)`` hook: headers that are not polling headers (a managed identity's
         201 carries ``Location: <its own id>``), the provider's own 404s, list filters."""
-        hook = getattr(self._kind_of_path(request.path), "answer", None)
-        if hook is None:
+        kind = self._kind_of_path(request.path)
+        if kind is None:
             return response
         with self.world.lock:
-            finished: Response = hook(self.world, request, response)
-            return finished
+            return kind.answer(self.world, request, response)
 
     def _kind_of_path(self, path: str) -> Kind | None:
         try:
@@ -232,13 +231,22 @@ class ArmEngine:
     def _require_parent(self, parsed: ParsedPath) -> None:
         parent = parsed.parent_id
         nested = len(parsed.types) > 1 or parse_path(parent, "PUT").what == "resource"
-        if nested and self.world.get(parent) is None:
+        if nested and self._exists(parent) is None:
             raise ArmError(
                 404,
                 "ParentResourceNotFound",
                 "Can not perform requested operation on nested resource. Parent resource "
                 f"'{parent.rsplit('/', 1)[-1]}' not found.",
             )
+
+    def _exists(self, rid: str) -> Resource | None:
+        """The resource as its kind shows it (a Key Vault secret set only through the data
+        plane exists too), or None."""
+        kind = self.world.kind_for(self.world.canonical_type(rid))
+        stored = self.world.get(rid)
+        return (
+            stored if kind is None else kind.view(self.world, self.world.canonical_id(rid), stored)
+        )
 
     def _require_parent_provisioned(self, parsed: ParsedPath, rid: str) -> None:
         """A write under a parent that is being deleted is refused (recorded: a zone group's
@@ -456,6 +464,10 @@ class ArmEngine:
             resource["properties"] = props
         if kind.provisioning_state and isinstance(props, dict):
             props["provisioningState"] = "Succeeded"
+        elif isinstance(props, dict) and props.get("provisioningState") == "Failed":
+            # A type without a provisioningState carries one only as the mark of a failed
+            # operation (_finish); a write that succeeds ends it.
+            del props["provisioningState"]
         if kind.system_data:
             now = self.world.now()
             created = (existing or {}).get("systemData") or {}

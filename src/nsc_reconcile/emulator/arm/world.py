@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import hmac
 import importlib
 import inspect
 import ipaddress
+import os
 import pkgutil
 import random
 import threading
@@ -116,7 +119,8 @@ class World:
     """The ARM resource store and plane. Thread-safe (one re-entrant lock for everything).
 
     Kinds use: ``subscription_id``, ``get``, ``put``, ``delete``, ``list_by_type``,
-    ``children``, ``allocate_ip``, ``urls``, ``secrets``, ``new_etag``, ``now``.
+    ``children``, ``allocate_ip``, ``urls``, ``secrets``, ``new_etag``, ``now``,
+    ``remember_password``/``password_matches``.
     """
 
     def __init__(
@@ -145,6 +149,9 @@ class World:
         self.principal_replication_seconds = DEFAULT_PRINCIPAL_REPLICATION_SECONDS
         # Rows accepted by the Logs Ingestion API, per destination table (ingestion.py).
         self.logs: dict[str, list[dict[str, Any]]] = {}
+        # Write-only passwords as a salted hash (PostgreSQL admin passwords), by lower-cased
+        # id: GET never shows them; the control call check-password compares one.
+        self.password_hashes: dict[str, tuple[bytes, bytes]] = {}
         self.operations: dict[str, Operation] = {}
         # Ids (lower-cased) of resources deleted since the start: a GET of one may answer
         # another 404 code than a name never used (Kind.gone_code).
@@ -167,6 +174,7 @@ class World:
             self._reserved_ips = {}
             self.operations.clear()
             self.deleted.clear()
+            self.password_hashes.clear()
             self.engine._finals.clear()
             self.secrets.reset()
             self._rng = random.Random(0)
@@ -350,6 +358,7 @@ class World:
             self.secrets.restore(secrets)
             self.operations.clear()
             self.deleted.clear()
+            self.password_hashes.clear()
             self.engine._finals.clear()
             self.lro_seconds.clear()
             self.enforce_vault_network = False
@@ -361,6 +370,23 @@ class World:
     def handle(self, request: Request) -> Response:
         """The ARM plane: answer one request (see ``ArmEngine``)."""
         return self.engine.handle(request)
+
+    def remember_password(self, rid: str, password: str) -> None:
+        """Keep a salted hash of a write-only password (never the password itself)."""
+        salt = os.urandom(16)
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 10_000)
+        with self.lock:
+            self.password_hashes[rid.lower()] = (salt, digest)
+
+    def password_matches(self, rid: str, password: str) -> bool | None:
+        """Whether ``password`` is the one last set on ``rid``; None when none was set."""
+        with self.lock:
+            kept = self.password_hashes.get(rid.lower())
+        if kept is None:
+            return None
+        salt, digest = kept
+        tried = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 10_000)
+        return hmac.compare_digest(tried, digest)
 
     # ---- raw access for the engine -------------------------------------------------------
     def _store(self, resource: Resource) -> None:

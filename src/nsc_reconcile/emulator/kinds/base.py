@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nsc_reconcile.emulator.protocol import ArmError
+from nsc_reconcile.emulator.protocol import ArmError, Request, Response
 
 if TYPE_CHECKING:  # the engine's store, passed in at call time
     from nsc_reconcile.emulator.arm import World
@@ -126,6 +126,12 @@ class Kind:
         if update.tags_only is not None and only_tags_differ(resource, existing):
             return update.tags_only
         return update
+
+    def answer(self, world: World, request: Request, response: Response) -> Response:
+        """The last word on any answer for a path of this type (success or error): headers
+        that are not polling headers (a managed identity's 201 carries ``Location: <its own
+        id>``), a provider's own 404s, list filters. By default the answer as it is."""
+        return response
 
     def accepted_body(self, verb: str, started: str) -> Any:
         """The body of a 202 answer to a write (``verb`` put or delete); None for none.

@@ -168,14 +168,41 @@ class ManagedCluster(Kind):
 
 
 def _kubeconfig(world: World, rid: str, cluster: Resource, user: str) -> str:
-    """A kubeconfig (base64, as ``CredentialResult.value``) for the emulator's API server.
-
-    JSON is valid YAML, so any kubeconfig loader reads it.
+    """A kubeconfig (base64, as ``CredentialResult.value``) for the emulator's API server:
+    a static token, or for the user of an Entra ID cluster (``aadProfile.managed``) a
+    kubelogin exec plugin. JSON is valid YAML, so any kubeconfig loader reads it.
     """
     name = rid.rsplit("/", 1)[1]
     user_name = f"{user}_{_resource_group(rid)}_{name}"
     server = world.urls.get("kubernetes") or "https://127.0.0.1:6443"
     cluster_entry: dict[str, Any] = {"server": server}
+    # A static bearer token, as for a cluster with local accounts.
+    credential: dict[str, Any] = {
+        "token": hashlib.sha256(f"{rid.lower()}:{user}".encode()).hexdigest()
+    }
+    aad = (cluster.get("properties") or {}).get("aadProfile") or {}
+    if user == "clusterUser" and aad.get("managed"):
+        # An Entra ID cluster: the user credential is kubelogin's exec plugin (AKS "exec"
+        # format), naming the AKS server application and the cluster's tenant.
+        credential = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "kubelogin",
+                "args": " ".join(
+                    (
+                        "get-token --environment AzurePublicCloud",
+                        "--server-id 6dae42f8-4368-4678-94ff-3960e28e3630",
+                        "--client-id 80faf920-1908-4b52-b5ef-a8e7bedfc67a",
+                        f"--tenant-id {aad.get('tenantID') or ''} --login devicecode",
+                    )
+                ).split(),
+                "env": None,
+                "installHint": "kubelogin is not installed which is required to connect to "
+                "AAD enabled cluster.",
+                "interactiveMode": "IfAvailable",
+                "provideClusterInfo": False,
+            }
+        }
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -184,14 +211,10 @@ def _kubeconfig(world: World, rid: str, cluster: Resource, user: str) -> str:
         "current-context": name,
         "preferences": {},
         "users": [
-            {
-                "name": user_name,
-                # A static bearer token, as for a cluster with local accounts.
-                "user": {"token": hashlib.sha256(f"{rid.lower()}:{user}".encode()).hexdigest()},
-            }
+            {"name": user_name, "user": credential},
         ],
     }
-    del cluster  # the server address is the emulator's plane whatever the cluster's FQDN
+    # The server address is the emulator's plane whatever the cluster's FQDN.
     return base64.b64encode(json.dumps(config, indent=2).encode()).decode()
 
 

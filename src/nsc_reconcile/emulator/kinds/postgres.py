@@ -230,8 +230,11 @@ class FlexibleServer(_PostgresKind):
         # Recorded (Test_DBForPostgreSQL_FlexibleServer_20240801_CRUD): "uksouth" sent, the
         # display name "UK South" answered.
         resource["location"] = display_location(str(resource.get("location", "")))
-        # The password is write-only: accepted, never stored in what GET returns.
-        props.pop("administratorLoginPassword", None)
+        # The password is write-only: accepted, never stored in what GET returns (a salted
+        # hash is kept for the control call check-password).
+        password = props.pop("administratorLoginPassword", None)
+        if isinstance(password, str) and password:
+            world.remember_password(rid, password)
         props.pop("createMode", None)
         if "administratorLogin" not in props and old.get("administratorLogin"):
             props["administratorLogin"] = old["administratorLogin"]

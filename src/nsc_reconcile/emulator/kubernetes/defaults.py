@@ -16,6 +16,7 @@ from typing import Any
 
 from nsc_reconcile.emulator.kubernetes.errors import KubeError, invalid, utc_now
 from nsc_reconcile.emulator.kubernetes.ingress import prepare_ingress
+from nsc_reconcile.emulator.kubernetes.quantities import canonical_map
 from nsc_reconcile.emulator.kubernetes.resources import Obj, ResourceType
 
 Objects = dict[tuple[str, str, str], Obj]
@@ -301,7 +302,9 @@ def _prepare_template(rt: ResourceType, name: str, spec: Obj, selector: Obj) -> 
         )
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
-        container.setdefault("resources", {})
+        resources = container.setdefault("resources", {})
+        where = f"spec.template.spec.containers[{index}].resources"
+        _canonical_resources(rt, name, resources, where)
         for port in container.get("ports") or []:
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
@@ -343,6 +346,8 @@ def _prepare_statefulsets(rt: ResourceType, name: str, obj: Obj, old: Obj | None
         claim.setdefault("kind", "PersistentVolumeClaim")
         claim_spec = claim.setdefault("spec", {})
         claim_spec.setdefault("volumeMode", "Filesystem")
+        where = f"spec.volumeClaimTemplates[{index}].spec.resources"
+        _canonical_resources(rt, name, claim_spec.get("resources"), where)
         claim.setdefault("status", {"phase": "Pending"})
     if old is not None:
         mutable = (
@@ -388,6 +393,7 @@ def _prepare_claims(rt: ResourceType, name: str, obj: Obj, old: Obj | None) -> N
     spec = obj.get("spec")
     if not isinstance(spec, dict) or not spec.get("accessModes"):
         raise invalid(rt, name, "spec.accessModes", "Required value")
+    _canonical_resources(rt, name, spec.get("resources"), "spec.resources")
     storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     if not storage:
         raise invalid(rt, name, "spec.resources[storage]", "Required value")
@@ -417,6 +423,19 @@ def _prepare_claims(rt: ResourceType, name: str, obj: Obj, old: Obj | None) -> N
         "accessModes": list(spec["accessModes"]),
         "capacity": {"storage": storage},
     }
+
+
+def _canonical_resources(rt: ResourceType, name: str, resources: Any, where: str) -> None:
+    """Requests and limits in canonical quantity form, in place (``0.5`` -> ``500m``), as
+    the API server stores them; 422 for a value that is not a quantity."""
+    if not isinstance(resources, dict):
+        return
+    for part in ("requests", "limits"):
+        if part in resources:
+            try:
+                resources[part] = canonical_map(resources[part])
+            except ValueError as exc:
+                raise invalid(rt, name, f"{where}.{part}", f"Invalid value: {exc}") from exc
 
 
 def _hash(value: Any) -> str:
