@@ -61,14 +61,29 @@ def apply(
     allow_replace: bool = False,
     saved: bool = False,
     progress: Progress | None = None,
+    wait_lock_s: float = 0.0,
 ) -> ApplyResult:
     """Apply ``planned`` (made from ``state``): each resource is re-read before it is written.
     With ``saved``, refuse (raising engine.PlanStaleError, writing nothing) if live state or
-    the desired state moved since the plan was made."""
+    the desired state moved since the plan was made. A plan with changes is applied holding
+    the environment's apply lease (lease.py): raises lease.LeaseHeldError when another apply
+    holds it for longer than ``wait_lock_s`` seconds, lease.LeaseLostError when it was lost
+    during the run."""
     from nsc_reconcile.engine import Engine
+    from nsc_reconcile.lease import ApplyLease, LeaseLostError
 
     engine = Engine(state, clients, parallelism=parallelism, progress=progress)
-    return engine.apply(planned, allow_replace=allow_replace, saved=saved)
+    if not planned.has_changes:
+        return engine.apply(planned, allow_replace=allow_replace, saved=saved)
+    lease = ApplyLease(clients, state.resource_group, state.environment)
+    lease.acquire(wait_lock_s)
+    try:
+        result = engine.apply(planned, allow_replace=allow_replace, saved=saved)
+    finally:
+        lease.release()
+    if lease.lost:
+        raise LeaseLostError(lease.lost)
+    return result
 
 
 def verify(

@@ -1,26 +1,34 @@
 """The one place that builds Azure SDK clients, for real Azure or for the local emulator.
 
 Everything else receives a ``Clients`` and never knows which it talks to. Talks to the emulator
-over HTTP only (never imports ``nsc_reconcile.emulator``); SDK modules are imported lazily.
+over HTTP only (never imports ``nsc_reconcile.emulator``); SDK modules are imported lazily. Every
+client has connect and read timeouts, honours the running operation's deadline (retry.py) and
+sends If-Match for a conditional write (``conditional_write``).
 """
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
+import shutil
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from nsc_reconcile.retry import Deadline, current_deadline
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
@@ -45,6 +53,7 @@ __all__ = [
     "NotLoopbackError",
     "StaticTokenCredential",
     "allow_plain_http_policy",
+    "conditional_write",
 ]
 
 # Entra ID application of the AKS API server; tokens for it authenticate to AAD-enabled clusters.
@@ -104,6 +113,84 @@ def allow_plain_http_policy() -> SansIOHTTPPolicy[Any, Any]:
     return _AllowPlainHttp()
 
 
+def _path_of(url: str) -> str:
+    return urllib.parse.urlsplit(url).path.rstrip("/").lower()
+
+
+# (resource id, etag or None) of the write running in this context.
+_CONDITION: ContextVar[tuple[str, str | None] | None] = ContextVar(
+    "nsc_reconcile_condition", default=None
+)
+
+
+@contextmanager
+def conditional_write(resource_id: str, etag: str | None) -> Iterator[None]:
+    """Within the block, a PUT or PATCH of ``resource_id`` is conditional: ``If-Match: etag``
+    (Azure answers 412 PreconditionFailed when the resource changed since it was read), or
+    ``If-None-Match: *`` when ``etag`` is None (412 when someone created it meanwhile). Use
+    only for APIs that honour these headers."""
+    token = _CONDITION.set((_path_of(resource_id), etag))
+    try:
+        yield
+    finally:
+        _CONDITION.reset(token)
+
+
+class _Conditional(SansIOHTTPPolicy[Any, Any]):
+    """Adds the If-Match / If-None-Match of ``conditional_write`` to the write it names."""
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        condition = _CONDITION.get()
+        http = request.http_request
+        if condition is None or http.method not in ("PUT", "PATCH"):
+            return
+        path, etag = condition
+        if _path_of(http.url) != path or {"if-match", "if-none-match"} & {
+            k.lower() for k in http.headers
+        }:
+            return
+        if etag is not None:
+            http.headers["If-Match"] = etag
+        else:
+            http.headers["If-None-Match"] = "*"
+
+
+class _OperationDeadline(SansIOHTTPPolicy[Any, Any]):
+    """Enforces the deadline of the running operation (retry.operation_deadline) on every
+    request made for it: in the caller's thread through the context, and in azure-core's
+    poller thread (which does not inherit the context) through the URLs the operation's
+    answers said to poll."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._polled: dict[str, Deadline] = {}
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            with self._lock:
+                deadline = self._polled.get(_path_of(request.http_request.url))
+        if deadline is not None:
+            deadline.check()
+
+    def on_response(
+        self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]
+    ) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            return
+        headers = response.http_response.headers
+        urls = [headers.get(h) for h in ("Azure-AsyncOperation", "Location", "Operation-Location")]
+        if request.http_request.method in ("PUT", "PATCH", "DELETE", "POST"):
+            urls.append(request.http_request.url)  # some operations poll the resource itself
+        with self._lock:
+            for url in urls:
+                if url:
+                    self._polled[_path_of(url)] = deadline
+            for key in [k for k, d in self._polled.items() if not d.active]:
+                del self._polled[key]
+
+
 def _identity(url: str) -> str:
     return url
 
@@ -127,7 +214,8 @@ class AzureTarget:
     enforce_https: bool = True
     # Seconds between LRO polls when the service sends no Retry-After (SDK default 30).
     polling_interval: float | None = None
-    # azure-core RetryPolicy total tries (None keeps its default of 10).
+    # Transport retries: azure-core RetryPolicy total tries (None keeps its default of 10), and
+    # the Kubernetes client's (None: 3; kubeconfig.transport_retries).
     retry_total: int | None = None
     # Whether the HTTP transport reads proxy settings from the environment.
     use_env_proxies: bool = True
@@ -136,6 +224,15 @@ class AzureTarget:
     # An azure-core HttpTransport every client sends through (None: the SDK's default), e.g.
     # one that answers from a recorded real session (tests/conformance/transport.py).
     transport: Any = None
+    # Seconds to wait for a connection, and for an answer once connected (azure-core's
+    # defaults are 300 each), on every call: ARM, Key Vault, Kubernetes.
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
+    # A Key Vault data plane may be private (a private endpoint's IP, unroutable from outside
+    # its VNet): give up connecting quickly, and retry the connection once only, so that the
+    # control-plane fallback comes in seconds rather than minutes.
+    vault_connect_timeout_s: float = 5.0
+    vault_connect_retries: int = 1
 
     @classmethod
     def for_azure(cls, subscription_id: str, *, retry_total: int | None = None) -> AzureTarget:
@@ -228,10 +325,41 @@ class Clients:
     def __init__(self, target: AzureTarget) -> None:
         self.target = target
         self._secret_clients: dict[str, SecretClient] = {}
+        self._deadline = _OperationDeadline()
+        # A private directory for Kubernetes client certificates and its remover.
+        self._kube_dir: tuple[str, Callable[[], Any]] | None = None
+        self._kube_dir_lock = threading.Lock()
+
+    def _kubernetes_files(self) -> str:
+        """A private directory (0700) for Kubernetes client certificates, made on first use and
+        removed by close() (or when this object is collected, or at exit)."""
+        with self._kube_dir_lock:
+            if self._kube_dir is None:
+                path = tempfile.mkdtemp(prefix="nsc-kube-")
+                self._kube_dir = (path, weakref.finalize(self, shutil.rmtree, path, True))
+            return self._kube_dir[0]
+
+    def close(self) -> None:
+        """Remove the files Kubernetes clients needed (client certificate and key). Clients
+        built so far may not open new connections afterwards. Idempotent."""
+        with self._kube_dir_lock:
+            if self._kube_dir is not None:
+                self._kube_dir[1]()
+                self._kube_dir = None
+
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _transport_kwargs(self) -> dict[str, Any]:
         t = self.target
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {
+            "connection_timeout": t.connect_timeout_s,
+            "read_timeout": t.read_timeout_s,
+            "per_call_policies": [self._deadline, _Conditional()],
+        }
         if t.ca_cert:
             kwargs["connection_verify"] = t.ca_cert
         if t.retry_total is not None:
@@ -243,13 +371,14 @@ class Clients:
         return kwargs
 
     def mgmt_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments every management client gets (base URL, policies, polling)."""
+        """Keyword arguments every management client gets (base URL, policies, polling,
+        timeouts)."""
         t = self.target
         kwargs = self._transport_kwargs()
         if t.arm_url:
             kwargs["base_url"] = t.arm_url
         if not t.enforce_https:
-            kwargs["per_call_policies"] = [allow_plain_http_policy()]
+            kwargs["per_call_policies"].append(allow_plain_http_policy())
         if t.polling_interval is not None:
             kwargs["polling_interval"] = t.polling_interval
         return kwargs
@@ -349,11 +478,16 @@ class Clients:
         url = self.target.vault_url(vault_url)
         client = self._secret_clients.get(url)
         if client is None:
+            kwargs = {
+                **self._transport_kwargs(),
+                "connection_timeout": self.target.vault_connect_timeout_s,
+                "retry_connect": self.target.vault_connect_retries,
+            }
             client = SecretClient(
                 vault_url=url,
                 credential=self.target.credential,
                 verify_challenge_resource=self.target.verify_challenge_resource,
-                **self._transport_kwargs(),
+                **kwargs,
             )
             self._secret_clients[url] = client
         return client
@@ -382,34 +516,43 @@ class Clients:
         return loaded
 
     def kubernetes_api_client(self, resource_group: str, cluster_name: str) -> Any:
-        """A ``kubernetes.client.ApiClient`` for the cluster's API server.
-
-        Server and CA come from the user kubeconfig (``kubernetes_url`` / ``ca_cert`` replace
-        them for the emulator); the bearer token is the kubeconfig user's static token if it has
-        one, else an Entra ID token for the AKS server application from the credential.
+        """A ``kubernetes.client.ApiClient`` for the cluster's API server, configured from
+        the user kubeconfig by ``kubeconfig.kubernetes_configuration`` (server, CA, client
+        certificate, static token, or an Entra ID token for a kubelogin plugin's server id and
+        tenant, renewed before expiry; transport retries). ``kubernetes_url`` / ``ca_cert``
+        replace server and CA for the emulator. Files it needs live until ``close()``.
         """
         from kubernetes import client as k8s
 
-        config = self.kubeconfig(resource_group, cluster_name)
-        context_name = config.get("current-context")
-        contexts = {c["name"]: c["context"] for c in config.get("contexts", [])}
-        context: dict[str, Any] = contexts.get(context_name) or next(iter(contexts.values()), {})
-        clusters = {c["name"]: c["cluster"] for c in config.get("clusters", [])}
-        users = {u["name"]: u.get("user") or {} for u in config.get("users", [])}
-        cluster = clusters.get(context.get("cluster")) or next(iter(clusters.values()))
-        user = users.get(context.get("user"), {})
+        from nsc_reconcile.kubeconfig import kubernetes_configuration
 
-        configuration = k8s.Configuration()
-        configuration.host = self.target.kubernetes_url or cluster["server"]
-        if self.target.ca_cert:
-            configuration.ssl_ca_cert = self.target.ca_cert
-        elif cluster.get("certificate-authority-data"):
-            pem = base64.b64decode(cluster["certificate-authority-data"])
-            with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as handle:
-                handle.write(pem)
-            configuration.ssl_ca_cert = handle.name
-        token = user.get("token") or self.target.credential.get_token(AKS_SERVER_APP_SCOPE).token
-        configuration.api_key = {"authorization": f"Bearer {token}"}
-        if not self.target.use_env_proxies:
-            configuration.proxy = None
-        return k8s.ApiClient(configuration)
+        configuration = kubernetes_configuration(
+            self.kubeconfig(resource_group, cluster_name),
+            self.target.credential,
+            files_dir=self._kubernetes_files,
+            server=self.target.kubernetes_url,
+            ca_cert=self.target.ca_cert,
+            use_env_proxies=self.target.use_env_proxies,
+            retry_total=self.target.retry_total,
+        )
+        api = k8s.ApiClient(configuration)
+        _set_kubernetes_timeouts(api, self.target)
+        return api
+
+
+def _set_kubernetes_timeouts(api: Any, target: AzureTarget) -> None:
+    """Connect and read timeouts for every call of a ``kubernetes.client.ApiClient``: the
+    client passes ``timeout=None`` (no limit) to urllib3 unless a call names one, so a call to
+    an unreachable API server would hang; every call without one gets ours."""
+    rest = getattr(api, "rest_client", None)
+    request = getattr(rest, "request", None)
+    if rest is None or request is None:
+        return
+    limits = (target.connect_timeout_s, target.read_timeout_s)
+
+    def request_with_timeouts(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = limits
+        return request(*args, **kwargs)
+
+    rest.request = request_with_timeouts

@@ -8,6 +8,7 @@ so no later layer can leak them. No SDK imports.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,17 @@ class Action(enum.StrEnum):
     NO_CHANGE = "no-change"
     READ = "read"  # an existing reference, found
     BLOCKED = "blocked"  # cannot proceed: missing reference, foreign resource, failed read
+
+
+class ReplacePolicy(enum.StrEnum):
+    """What a kind allows when Azure cannot change a field in place (each kind declares one).
+
+    ``--allow-replace`` lets apply do the ``automated`` ones; ``data-loss`` ones also need the
+    address confirmed (``--confirm-data-loss``); ``manual`` ones are never done by apply."""
+
+    AUTOMATED = "automated"  # deleted and created again by apply --allow-replace
+    MANUAL = "manual"  # refused: the plan gives the steps a person takes
+    DATA_LOSS = "data-loss"  # deletes data: --allow-replace plus a confirmation per address
 
 
 SENSITIVE = "(sensitive)"
@@ -62,6 +74,31 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Unknown):
         return str(value)
     return value
+
+
+def is_unknown(value: Any) -> bool:
+    """An Unknown, or how a saved plan writes one (``(known after apply: ...)``)."""
+    return isinstance(value, Unknown) or (
+        isinstance(value, str) and value.startswith("(known after apply")
+    )
+
+
+def unapproved(approved: list[FieldChange], now: list[FieldChange]) -> list[str]:
+    """The paths of ``now`` that ``approved`` does not cover: absent there, or with another
+    desired value or replacement flag. A value approved as "known after apply" matches any
+    value. Empty when every change found now was approved (fewer changes are fine)."""
+    wanted = {c.path: c for c in approved}
+    return [c.path for c in now if not _covers(wanted.get(c.path), c)]
+
+
+def _covers(approved: FieldChange | None, now: FieldChange) -> bool:
+    if approved is None or approved.requires_replacement != now.requires_replacement:
+        return False
+    return is_unknown(approved.after) or _canonical(approved.after) == _canonical(now.after)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_jsonable(value), sort_keys=True, default=str)
 
 
 def diff_fields(

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -232,20 +232,35 @@ def plan(
 @format_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-replace", is_flag=True,
-              help="Allow changes that need a resource to be replaced.")  # fmt: skip
+              help="Do the replacements each kind's replace policy allows: `automated` ones; "
+              "`data-loss` ones also need --confirm-data-loss (or typing the address at the "
+              "prompt); `manual` ones never.")  # fmt: skip
+@click.option("--confirm-data-loss", "confirmed", multiple=True, metavar="KIND/NAME",
+              help="Confirm a data-losing replacement of this resource (with "
+              "--allow-replace). Repeatable.")  # fmt: skip
+@click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
+              help="Only this resource (and what it depends on). Repeatable.")  # fmt: skip
 @emulator_option
 @parallelism_option
+@click.option("--wait-lock", "wait_lock", type=click.FloatRange(0), default=0, metavar="SECONDS",
+              help="When another apply holds this environment's lease, wait up to SECONDS "
+              "for it (default: refuse at once).")  # fmt: skip
 def apply(
     source: Path,
     env: str | None,
     fmt: str,
     yes: bool,
     allow_replace: bool,
+    confirmed: tuple[str, ...],
+    targets: tuple[str, ...],
     emulator_url: str | None,
     parallelism: int,
+    wait_lock: float,
 ) -> int:
-    """Make live state match FILE (or exactly the saved PLAN.json)."""
-    from nsc_reconcile.engine import PlanStaleError
+    """Make live state match FILE (or exactly the saved PLAN.json). Refuses, writing nothing,
+    a plan with a blocked resource (leave it out with --target) or made for another
+    subscription; stops when the changes differ from the ones approved."""
+    from nsc_reconcile.engine import PlanRefusedError, UnknownTargetError
     from nsc_reconcile.loader import load_desired_state
 
     saved: Plan | None = None
@@ -254,17 +269,29 @@ def apply(
         saved = _load_plan(source)
         if saved.state_file is None:
             raise click.UsageError(f"{source}: the plan does not name its desired-state file")
+        if targets:
+            raise click.UsageError("--target applies to a desired-state FILE; a saved plan "
+                                   "keeps the targets it was made with")  # fmt: skip
         file = Path(saved.state_file)
         env = saved.environment
     state = load_desired_state(file, env=env)
-    with _target(emulator_url, state.subscription_id) as (clients, where):
+    with _target(emulator_url, state.subscription_id) as (clients, where), ExitStack() as held:
         err.print(f"applying {file} ({state.environment}) to {where}", highlight=False)
         progress = ConsoleProgress(sys.stderr)
         engine = _engine(state, clients, file, parallelism, progress)
-        planned = saved if saved is not None else engine.plan()
+        try:
+            planned = saved if saved is not None else engine.plan(list(targets) or None)
+        except UnknownTargetError as error:
+            raise click.UsageError(str(error)) from None
         out_console.print(planned.render("text"), highlight=False, markup=False, soft_wrap=True)
-        if not planned.has_changes and not planned.blocked:
+        if planned.blocked:
+            raise click.ClickException(
+                f"{len(planned.blocked)} resource(s) blocked (see above): the plan is not "
+                "applied and nothing was written; resolve them, or leave them out with --target"
+            )
+        if not planned.has_changes:
             return EXIT_OK
+        confirm = set(confirmed)
         if not yes:
             if not sys.stdin.isatty():
                 raise click.UsageError("not a terminal: pass --yes to apply without a prompt")
@@ -272,11 +299,27 @@ def apply(
             if answer != "yes":
                 err.print("apply cancelled; nothing was written", highlight=False)
                 return EXIT_ERROR
+            if allow_replace:
+                confirm |= _confirm_data_loss(planned, confirm)
+            if saved is None:  # what you approved is what is applied: check it again
+                moved = engine.changed_since(planned)
+                if moved:
+                    raise click.ClickException(
+                        "the changes differ from the ones you approved, so nothing was "
+                        "written; run apply again to review them:\n  " + "\n  ".join(moved)
+                    )
         try:
+            engine.check_applicable(planned)  # before the lease: a refusal writes nothing
+            held.enter_context(_apply_lease(clients, state, wait_lock))  # one apply at a time
             with progress:
-                result = engine.apply(planned, allow_replace=allow_replace, saved=saved is not None)
-        except PlanStaleError as stale:
-            raise click.ClickException(str(stale)) from None
+                result = engine.apply(
+                    planned,
+                    allow_replace=allow_replace,
+                    saved=saved is not None,
+                    confirm_data_loss=confirm,
+                )
+        except PlanRefusedError as refused:
+            raise click.ClickException(str(refused)) from None
     out_console.print(result.render(fmt), highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK if result.ok else EXIT_ERROR
 
@@ -331,6 +374,54 @@ def verify(
     return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
 
 
+def _confirm_data_loss(planned: Plan, already: set[str]) -> set[str]:
+    """Ask, per data-losing replacement not yet confirmed, to type its address."""
+    from nsc_reconcile.changes import ReplacePolicy
+
+    confirmed = set()
+    for resource in planned.changes:
+        if resource.replace_policy is not ReplacePolicy.DATA_LOSS or resource.address in already:
+            continue
+        typed = click.prompt(
+            f"Replacing {resource.address} deletes its data. Type its address to confirm",
+            default="",
+        )
+        if typed == resource.address:
+            confirmed.add(resource.address)
+        else:
+            err.print(f"not confirmed: {resource.address} will not be replaced", highlight=False)
+    return confirmed
+
+
+@contextmanager
+def _apply_lease(clients: Clients, state: DesiredState, wait_s: float) -> Iterator[None]:
+    """Hold the environment's apply lease (lease.py) around the writes; a ClickException
+    naming the holder when another apply has it."""
+    from nsc_reconcile.lease import ApplyLease, LeaseHeldError, LeaseInfo
+
+    lease = ApplyLease(clients, state.resource_group, state.environment)
+
+    def waiting(holder: LeaseInfo) -> None:
+        err.print(
+            f"waiting up to {wait_s:.0f} s for the apply lease of {state.environment}: held "
+            f"by {holder.describe()}",
+            highlight=False,
+        )
+
+    try:
+        lease.acquire(wait_s, on_wait=waiting)
+    except LeaseHeldError as held:
+        raise click.ClickException(str(held)) from None
+    if lease.took_over:
+        err.print(lease.took_over, highlight=False)
+    try:
+        yield
+    finally:
+        lease.release()
+    if lease.lost:
+        raise click.ClickException(f"{lease.lost}: another apply may have written too; run plan")
+
+
 def _load_plan(path: Path) -> Plan:
     from nsc_reconcile.plans import Plan
 
@@ -361,7 +452,10 @@ def emulator(port: int, world: str) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error[/]: {message}", highlight=False)
+    """Print one error line (secret values this run handled redacted) and exit 1."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error[/]: {escape(REDACTOR.redact(message))}", highlight=False)
     raise SystemExit(EXIT_ERROR)
 
 
@@ -374,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = cli.main(args=args, prog_name="nsc-reconcile", standalone_mode=False)
     except DesiredStateError as exc:
-        err.print(str(exc), highlight=False, markup=False)
+        err.print(REDACTOR.redact(str(exc)), highlight=False, markup=False)
         raise SystemExit(EXIT_ERROR) from None
     except click.exceptions.Abort:
         _fail("aborted")
@@ -383,7 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted")
     except Exception as exc:
-        if debug:
-            raise
+        if debug:  # the traceback too goes through the redactor: it may quote a value
+            import traceback
+
+            sys.stderr.write(REDACTOR.redact("".join(traceback.format_exception(exc))))
+            raise SystemExit(EXIT_ERROR) from None
         _fail(f"{type(exc).__name__}: {exc} (run with --debug for a traceback)")
     raise SystemExit(result if isinstance(result, int) else EXIT_OK)

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nsc_reconcile.changes import Action, FieldChange, Unknown
+from nsc_reconcile.changes import Action, FieldChange, ReplacePolicy, Unknown, unapproved
 from nsc_reconcile.graph import Graph, build_graph
 from nsc_reconcile.model.base import Resource
 from nsc_reconcile.plans import (
@@ -27,8 +27,21 @@ from nsc_reconcile.plans import (
 )
 from nsc_reconcile.redaction import Redactor
 from nsc_reconcile.resources import has_reconciler, reconciler_for
-from nsc_reconcile.resources.base import Context, Live, has_unknown
-from nsc_reconcile.retry import RetryPolicy, call_with_retry, describe_error
+from nsc_reconcile.resources.base import (
+    ENVIRONMENT_TAG,
+    SHARED,
+    Context,
+    Live,
+    Reconciler,
+    has_unknown,
+    if_match,
+)
+from nsc_reconcile.retry import (
+    RetryPolicy,
+    call_with_retry,
+    describe_error,
+    operation_deadline,
+)
 
 if TYPE_CHECKING:
     from nsc_reconcile.azure import Clients
@@ -54,8 +67,20 @@ class UnknownTargetError(ValueError):
     """A --target address that the desired state does not declare."""
 
 
-class PlanStaleError(Exception):
-    """A saved plan no longer matches live state or the desired state; nothing was written."""
+class PlanRefusedError(Exception):
+    """Apply refused the plan as a whole; nothing was written."""
+
+
+class PlanStaleError(PlanRefusedError):
+    """A plan no longer matches live state or the desired state; nothing was written."""
+
+
+class PlanBlockedError(PlanRefusedError):
+    """The plan has blocked resources (as Terraform refuses a plan with errors)."""
+
+
+class WrongSubscriptionError(PlanRefusedError):
+    """The plan was made for another subscription than the one this run targets."""
 
 
 class _Failure(Exception):
@@ -97,6 +122,8 @@ class Engine:
         self._outputs: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()
         self._write_locks: dict[str, threading.Lock] = {}
+        self._confirmed: frozenset[str] = frozenset()  # data-loss replacements confirmed
+        self._written: set[str] = set()  # resources written in this apply
         self._read_locks: dict[str, threading.Lock] = {}
         self.context = Context(
             self.state, self.clients, self._output_of, self._live_of, self.redactor.add
@@ -272,9 +299,28 @@ class Engine:
         else:
             action = Action.NO_CHANGE
         reason = None
+        policy = None
+        broken = reconciler.health(live) if live is not None else []
         if action is Action.REPLACE:
             fields = ", ".join(c.path for c in changes if c.requires_replacement)
-            reason = f"Azure cannot change {fields} in place: the resource must be replaced"
+            policy = reconciler.replace_policy
+            reason = (
+                f"{fields} cannot change in place: the resource must be replaced; "
+                + _replace_text(reconciler, resource)
+            )
+        elif broken:
+            found = ", ".join(f"{c.path} is {c.before}" for c in broken)
+            reason = f"Azure reports {found}: apply writes it again to repair it"
+        notes = [self.redactor.redact(n) for n in reconciler.notes(self.context, resource)]
+        replaced = sorted(
+            d for d in self.graph.depends_on[address]
+            if d in plans and plans[d].action is Action.REPLACE
+        )  # fmt: skip
+        if replaced:
+            notes.append(
+                f"uses values of {', '.join(replaced)}, which is replaced: they are known only "
+                "after apply, and apply updates this resource to match"
+            )
         return ResourcePlan(
             address,
             action,
@@ -282,7 +328,8 @@ class Engine:
             reason=reason,
             id=resource_id,
             fingerprint=live.fingerprint if live else None,
-            notes=[self.redactor.redact(n) for n in reconciler.notes(self.context, resource)],
+            notes=notes,
+            replace_policy=policy,
         )
 
     def _refusal(self, resource: Resource, live: Live | None) -> str | None:
@@ -293,16 +340,67 @@ class Engine:
             )
         if live is None and resource.must_exist:
             return "mode is `reuse` but the resource does not exist (it is never created)"
-        return None
+        reconciler = reconciler_for(resource)
+        if live is not None and live.managed and reconciler.tagged:
+            owner = self._owner_refusal(resource, live)
+            if owner is not None:
+                return owner
+        return reconciler.refusal(self.context, resource, live)
+
+    def _owner_refusal(self, resource: Resource, live: Live) -> str | None:
+        """Environments never touch each other's resources: one owned (nsc-environment tag)
+        by another environment is refused unless declared shared."""
+        env, owner = self.state.environment, live.environment
+        shareable = "shared" in type(resource).model_fields
+        if getattr(resource, "shared", False) or owner == env:
+            return None
+        if owner is None:
+            if resource.adopt:
+                return None
+            return (
+                f"was created by nsc-reconcile without an {ENVIRONMENT_TAG} tag (an earlier "
+                f"version), so its environment is unknown; set `adopt: true` on it to claim it "
+                f"for {env}"
+            )
+        if owner == SHARED:
+            return (
+                f"is shared between environments ({ENVIRONMENT_TAG}={SHARED}); declare "
+                f"`shared: true` on it in {env} too, or give {env} its own"
+            )
+        hint = (
+            "; if it is meant to serve several environments, declare `shared: true` on it in "
+            "each of them"
+            if shareable
+            else ""
+        )
+        return (
+            f"belongs to environment {owner} ({ENVIRONMENT_TAG}={owner}); environments never "
+            f"touch each other's resources: give {env} its own (its own resource group or a "
+            f"name with ${{env}}){hint}"
+        )
 
     # ------------------------------------------------------------------ applying
-    def apply(self, plan: Plan, *, allow_replace: bool = False, saved: bool = False) -> ApplyResult:
-        """Make live state match: each resource re-read before its write, in dependency
-        order, independent branches in parallel. A failure skips its dependents; the rest
-        finishes. With ``saved``, refuse (writing nothing) if live state or the desired state
-        moved since ``plan`` was made."""
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        allow_replace: bool = False,
+        saved: bool = False,
+        confirm_data_loss: Iterable[str] = (),
+    ) -> ApplyResult:
+        """Make live state match ``plan``, the approved plan: each resource re-read before
+        its write, in dependency order, independent branches in parallel; a resource whose
+        changes now differ from the approved ones is not written. A failure skips its
+        dependents; the rest finishes. Replacements follow each kind's replace policy
+        (``allow_replace``; data-losing ones also need their address in
+        ``confirm_data_loss``). Raises PlanRefusedError, writing nothing, when the plan has
+        blocked resources or was made for another subscription, and, with ``saved``, when
+        live state or the desired state moved since ``plan`` was made."""
         start = time.monotonic()
         scope = [r.address for r in plan.resources]
+        self.check_applicable(plan)
+        self._confirmed = frozenset(confirm_data_loss)
+        self._written = set()
         if saved:
             self._check_not_stale(plan)
         planned = {r.address: r for r in plan.resources}
@@ -333,6 +431,40 @@ class Engine:
                     results[address] = future.result()
         ordered = [results[a] for a in scope]
         return ApplyResult(ordered, seconds=time.monotonic() - start)
+
+    def check_applicable(self, plan: Plan) -> None:
+        """Raise PlanRefusedError when ``plan`` cannot be applied here at all: made for
+        another subscription, or with blocked resources. Never writes."""
+        if plan.subscription_id.lower() != self.context.subscription_id.lower():
+            raise WrongSubscriptionError(
+                f"the plan was made for subscription {plan.subscription_id}, this run targets "
+                f"{self.context.subscription_id}; nothing was written"
+            )
+        if plan.blocked:
+            names = ", ".join(r.address for r in plan.blocked)
+            raise PlanBlockedError(
+                f"the plan has {len(plan.blocked)} blocked resource(s) ({names}); nothing was "
+                "written: resolve them, or leave them out with --target"
+            )
+
+    def changed_since(self, approved: Plan) -> list[str]:
+        """Plan again (fresh reads) and say, one line per resource, where the changes apply
+        would make now differ from ``approved``; empty when none does. Never writes."""
+        now = self.plan(approved.targets or None)
+        was = {r.address: r for r in approved.resources}
+        out = []
+        for resource in now.resources:
+            before = was.get(resource.address)
+            if before is None:
+                out.append(f"{resource.address}: not in the approved plan")
+            elif resource.action is Action.BLOCKED and before.action is not Action.BLOCKED:
+                out.append(f"{resource.address}: blocked now ({resource.reason})")
+            else:
+                exists = resource.fingerprint is not None
+                problem = _not_approved(before, exists, resource.changes)
+                if problem is not None:
+                    out.append(f"{resource.address}: {problem}")
+        return out
 
     def _check_not_stale(self, plan: Plan) -> None:
         if plan.state_digest is not None and plan.state_digest != state_digest(self.state):
@@ -368,6 +500,9 @@ class Engine:
             outcome, changes = Outcome.FAILED, []
             detail = self.redactor.redact(describe_error(error))
         seconds = time.monotonic() - start
+        if outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.REPLACED):
+            with self._lock:
+                self._written.add(address)
         if progress is not None:
             progress.finished(address, outcome.value, seconds)
         return ResourceResult(address, outcome, changes, detail, seconds)
@@ -395,27 +530,90 @@ class Engine:
         changes = reconciler.changes(desired, live)
         if live is not None and not changes:
             return Outcome.UNCHANGED, [], None
-        if any(c.requires_replacement for c in changes) and not allow_replace:
-            fields = ", ".join(c.path for c in changes if c.requires_replacement)
+        # Values taken from a resource written in this apply (a replaced endpoint's new IP)
+        # may differ from the plan's: those changes follow approved ones.
+        follows = bool(self.graph.depends_on[address] & self._written)
+        moved = _not_approved(planned, live is not None, changes, follows_writes=follows)
+        if moved is not None:
             raise _Failure(
-                f"requires replacement ({fields} cannot change in place); not done without "
-                "--allow-replace",
+                f"not written: {moved} (the approved plan did not say so); run plan again",
                 Outcome.BLOCKED,
             )
+        if any(c.requires_replacement for c in changes):
+            refused = self._replace_refusal(reconciler, resource, changes, allow_replace)
+            if refused is not None:
+                raise _Failure(refused, Outcome.BLOCKED)
         lock = self._write_lock(reconciler.lock_key(resource))
         with lock:
             call_with_retry(
-                lambda: reconciler.write(self.context, resource, live),
+                self._fresh_write(address, live, allow_replace),
                 policy=self.retry,
                 what=f"write {address}",
+                kind=resource.kind,
                 on_retry=self._on_retry(address),
             )
-        self._read(address)
+        after = self._read(address)
+        broken = reconciler.health(after) if after is not None else []
+        if broken:
+            found = ", ".join(f"{c.path} is {c.before}" for c in broken)
+            raise _Failure(f"written, but Azure still reports {found}")
         if live is None:
             return Outcome.CREATED, changes, None
         if any(c.requires_replacement for c in changes):
             return Outcome.REPLACED, changes, None
         return Outcome.UPDATED, changes, None
+
+    def _replace_refusal(
+        self,
+        reconciler: Reconciler[Any],
+        resource: Resource,
+        changes: list[FieldChange],
+        allow_replace: bool,
+    ) -> str | None:
+        """Why a needed replacement is not done in this run (per the kind's policy)."""
+        fields = ", ".join(c.path for c in changes if c.requires_replacement)
+        policy = reconciler.replace_policy
+        allowed = allow_replace and (
+            policy is ReplacePolicy.AUTOMATED
+            or (policy is ReplacePolicy.DATA_LOSS and resource.address in self._confirmed)
+        )
+        if allowed:
+            return None
+        return f"requires replacement ({fields}); " + _replace_text(reconciler, resource)
+
+    def _fresh_write(
+        self, address: str, live: Live | None, allow_replace: bool
+    ) -> Callable[[], None]:
+        """The write of ``address`` as a call that is safe to retry: the first try writes
+        over ``live`` (just read); each retry re-reads and re-plans first (the failed try may
+        have landed after all, or someone wrote meanwhile: a 412 on If-Match), so no retry
+        writes from a stale snapshot, and one whose work is done writes nothing. Every try
+        has the kind's operation timeout (RetryPolicy.operation_timeout)."""
+        resource = self._resource(address)
+        reconciler = reconciler_for(resource)
+        rid = reconciler.resource_id(self.context, resource)
+        tries = 0
+
+        def write() -> None:
+            nonlocal tries, live
+            tries += 1
+            if tries > 1:
+                live = self._wait_until_settled(address, self._read(address))
+                refusal = self._refusal(resource, live)
+                if refusal is not None:
+                    raise _Failure(refusal, Outcome.BLOCKED)
+                changes = reconciler.changes(reconciler.desired(self.context, resource), live)
+                if live is not None and not changes:
+                    return
+                if any(c.requires_replacement for c in changes):
+                    refused = self._replace_refusal(reconciler, resource, changes, allow_replace)
+                    if refused is not None:
+                        raise _Failure(refused, Outcome.BLOCKED)
+            timeout = self.retry.operation_timeout(resource.kind)
+            with operation_deadline(timeout, f"write {address}"), if_match(rid, live):
+                reconciler.write(self.context, resource, live)
+
+        return write
 
     def _wait_until_settled(self, address: str, live: Live | None) -> Live | None:
         """Re-read while ``live`` is in a transitional provisioningState (Azure answers some
@@ -448,7 +646,43 @@ class Engine:
 
 _STOPPING = (Outcome.FAILED, Outcome.SKIPPED, Outcome.BLOCKED)
 
+
+def _not_approved(
+    approved: ResourcePlan,
+    exists: bool,
+    changes: list[FieldChange],
+    *,
+    follows_writes: bool = False,
+) -> str | None:
+    """How the changes found now differ from the approved ones; None when they do not
+    (fewer changes are fine: they were approved). With ``follows_writes`` (a dependency was
+    written in this apply) only the resource's existence must be as approved."""
+    existed = approved.action is not Action.CREATE and approved.fingerprint is not None
+    if exists and approved.action is Action.CREATE:
+        return "it exists now, but was absent when the plan was made"
+    if not exists and existed:
+        return "it was deleted since the plan was made"
+    paths = [] if follows_writes else unapproved(approved.changes, changes)
+    if paths:
+        return "changes not in the approved plan: " + ", ".join(paths)
+    return None
+
+
 # Outputs whose values are secrets; every value read is registered with the redactor.
 _SENSITIVE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "openai_account": ("primary_key", "secondary_key"),
 }
+
+
+def _replace_text(reconciler: Reconciler[Any], resource: Resource) -> str:
+    """What the kind's replace policy means for this resource, for plans and refusals."""
+    steps = reconciler.replace_steps.format(address=resource.address, name=resource.name)
+    policy = reconciler.replace_policy
+    if policy is ReplacePolicy.AUTOMATED:
+        return "replace policy automated: apply --allow-replace deletes it and creates it again"
+    if policy is ReplacePolicy.DATA_LOSS:
+        return (
+            f"replace policy data-loss: {steps}; apply needs --allow-replace and "
+            f"--confirm-data-loss {resource.address}"
+        )
+    return f"replace policy manual: apply never does it; {steps}"

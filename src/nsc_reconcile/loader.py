@@ -199,8 +199,15 @@ def _problem(document: Document, error: ErrorDetails) -> Problem:
             if isinstance(shown, str) and looks_like_credential(shown):
                 message += " (got a value that looks like a credential; not shown)"
             else:
-                message += f" (got {shown!r})"
+                message += f" (got {_shorten(repr(shown))})"
     return Problem(document.locate(loc), field, message)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """``text``, or its start and its length when longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _unwrap(annotation: Any) -> list[Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nsc_reconcile.changes import Action, FieldChange, Unknown
+from nsc_reconcile.changes import Action, FieldChange, ReplacePolicy, Unknown
 
 PLAN_FORMAT = 1
 
@@ -29,6 +29,8 @@ class ResourcePlan:
     id: str | None = None
     fingerprint: str | None = None  # of the live resource when planned; None if absent
     notes: list[str] = field(default_factory=list)
+    # For a replacement: the kind's policy (automated, manual, data-loss); else None.
+    replace_policy: ReplacePolicy | None = None
 
     @property
     def kind(self) -> str:
@@ -42,11 +44,13 @@ class ResourcePlan:
             "reason": self.reason,
             "fingerprint": self.fingerprint,
             "notes": self.notes,
+            "replace_policy": self.replace_policy.value if self.replace_policy else None,
             "changes": [c.to_json() for c in self.changes],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResourcePlan:
+        policy = data.get("replace_policy")
         return cls(
             address=data["address"],
             action=Action(data["action"]),
@@ -58,6 +62,7 @@ class ResourcePlan:
             id=data.get("id"),
             fingerprint=data.get("fingerprint"),
             notes=list(data.get("notes", [])),
+            replace_policy=ReplacePolicy(policy) if policy else None,
         )
 
 
@@ -228,6 +233,7 @@ __all__ = [
     "FieldChange",
     "Outcome",
     "Plan",
+    "ReplacePolicy",
     "ResourcePlan",
     "ResourceResult",
     "Unknown",

@@ -1,14 +1,18 @@
 """Keeps secret values out of every output: reports, plan files, logs and error messages.
 
-Each run registers the secret values it handles (generated, read from outputs, from the
-environment); `redact` replaces any of them, wherever they appear, by "(sensitive)". The
-logging filter applies the same to every record, so SDK error messages are covered too.
+Each run registers every secret value it handles (generated, read from outputs, from the
+environment, read from Key Vault to be written elsewhere); `redact` replaces any of them, in the
+forms an echo may take, by "(sensitive)". The logging filter applies the same to every record,
+and the CLI to any error it prints.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
+import urllib.parse
 
 from nsc_reconcile.changes import SENSITIVE
 
@@ -23,10 +27,19 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, value: str | None) -> None:
-        """Register a secret value to hide from now on."""
-        if value and len(value) >= _MIN_LENGTH:
-            with self._lock:
-                self._values.add(value)
+        """Register a secret value to hide from now on, with the forms an echo may take:
+        JSON-escaped (``\\/``, ``\\"``), URL-encoded and base64 (a Kubernetes Secret's data)."""
+        if not value or len(value) < _MIN_LENGTH:
+            return
+        forms = {
+            value,
+            json.dumps(value)[1:-1],
+            json.dumps(value)[1:-1].replace("/", "\\/"),
+            urllib.parse.quote(value, safe=""),
+            base64.b64encode(value.encode()).decode(),
+        }
+        with self._lock:
+            self._values.update(forms)
 
     def redact(self, text: str) -> str:
         """``text`` with every registered secret replaced by "(sensitive)"."""

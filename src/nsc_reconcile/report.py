@@ -68,7 +68,10 @@ def render_plan(plan: Plan, fmt: str = "text") -> str:
         if resource.action in (Action.NO_CHANGE, Action.READ):
             quiet.append(resource)
             continue
-        lines.append(f"{_SYMBOL[resource.action]} {resource.action.value:<9} {resource.address}")
+        policy = f"  (replace policy: {resource.replace_policy})" if resource.replace_policy else ""
+        lines.append(
+            f"{_SYMBOL[resource.action]} {resource.action.value:<9} {resource.address}{policy}"
+        )
         if resource.reason:
             lines.append(f"      {resource.reason}")
         lines += [f"      {_change_line(c, resource.action)}" for c in resource.changes]
@@ -111,7 +114,10 @@ def _plan_markdown(plan: Plan) -> str:
         )
         if resource.reason:
             details = _md(resource.reason) + ("<br>" + details if details else "")
-        lines.append(f"| {resource.action.value} | `{resource.address}` | {details} |")
+        action = resource.action.value
+        if resource.replace_policy:
+            action += f" ({resource.replace_policy})"
+        lines.append(f"| {action} | `{resource.address}` | {details} |")
     notes = [(r.address, n) for r in plan.resources for n in r.notes]
     if notes:
         lines += ["", "**Notes**", ""]

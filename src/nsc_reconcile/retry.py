@@ -1,28 +1,36 @@
-"""Which failures are worth retrying, in one table, and the retry loop (tenacity).
+"""Which failures are worth retrying (one table, per kind where Azure differs), the retry loop
+(tenacity) and the time limit of one write operation.
 
 azure-core already retries 408/429/500/502/503/504 at the transport level, honouring
-Retry-After; this layer catches what is left: those statuses once azure-core gives up, ARM
-codes that mean "try again shortly" (another operation in progress, request conflict,
-eventual consistency right after a parent's creation) and dropped connections.
+Retry-After (the Kubernetes client's urllib3 transport likewise: kubeconfig.py); this layer
+catches what is left: those statuses once the transport gives up, ARM codes that mean "try
+again shortly" and dropped connections.
+The engine re-reads a resource before it retries its write, so a retry never writes from a
+stale snapshot (which is also what makes a 412 from If-Match safe to retry).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from azure.core.exceptions import (
     HttpResponseError,
     ServiceRequestError,
+    ServiceRequestTimeoutError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# ARM codes that mean "try again shortly", whatever the kind.
 TRANSIENT_CODES = frozenset(
     {
         "AnotherOperationInProgress",
@@ -38,23 +47,102 @@ TRANSIENT_CODES = frozenset(
         "RetryableError",
         "RetryableErrorDueToAnotherOperation",
         "ParentResourceNotFound",  # eventual consistency right after the parent's creation
-        "Conflict",  # generic 409s of in-flight operations
         "TooManyRequests",
         "ServerTimeout",
         "InternalServerError",
         "ServiceUnavailable",
         "OperationPreempted",
+        "PreconditionFailed",  # 412 on If-Match: someone wrote meanwhile; re-read, re-plan
     }
 )
+# Codes that are transient only for some kinds (elsewhere they mean what they say).
+TRANSIENT_BY_KIND: dict[str, frozenset[str]] = {
+    # The Network RP can still see a just-created OpenAI account as provisioning while the
+    # Cognitive Services RP says Succeeded (terraform-provider-azurerm#31712): for minutes.
+    "private_endpoint": frozenset({"AccountProvisioningStateInvalid"}),
+}
+# Conditions that last minutes, not seconds: retried for up to RetryPolicy.patience_s.
+SLOW_CODES = frozenset({"AccountProvisioningStateInvalid"})
+# A generic 409 "Conflict" is usually another operation in flight (transient), but a name
+# that is taken (here or in another subscription) never frees itself: permanent.
+_NAME_CLASH = re.compile(
+    r"already (exists|in use|taken|been taken|used)|(is|are) (already )?(in use|taken)|"
+    r"not available|name .*(conflict|unavailable|reserved)|must be (globally )?unique",
+    re.IGNORECASE,
+)
+# How much longer than the default a kind's operations may take (PostgreSQL creates take
+# 5-10 min on Azure: azurerm CI 457-643 s).
+OPERATION_TIME_FACTOR: dict[str, float] = {"postgresql_server": 2.0}
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to retry transient failures (on top of azure-core's own retries)."""
+    """How hard to retry transient failures (on top of azure-core's own retries), and how
+    long one write (its long-running operation included) may take."""
 
     attempts: int = 5
     initial_wait_s: float = 1.0
     max_wait_s: float = 30.0
+    # For SLOW_CODES: keep retrying for this long (seconds since the first try).
+    patience_s: float = 600.0
+    # One write of a resource, polling included; scaled per kind by OPERATION_TIME_FACTOR.
+    operation_timeout_s: float = 1800.0
+
+    def operation_timeout(self, kind: str | None) -> float:
+        """Seconds one write of ``kind`` may take before it is abandoned as timed out."""
+        return self.operation_timeout_s * OPERATION_TIME_FACTOR.get(kind or "", 1.0)
+
+
+class OperationTimeoutError(Exception):
+    """A write (with its long-running operation) did not finish in time. Azure may still be
+    working on it: a rerun re-reads it first."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(
+            f"{what} did not finish within {seconds:.0f} s (operation timeout); Azure may "
+            "still be working on it: re-run apply later (it re-reads before writing)"
+        )
+
+
+@dataclass
+class Deadline:
+    """The time limit of one operation; checked on every HTTP request made for it."""
+
+    what: str
+    seconds: float
+    at: float  # time.monotonic() value
+    active: bool = True
+    urls: set[str] = field(default_factory=set)
+
+    def check(self) -> None:
+        """Raise OperationTimeoutError once the limit has passed (while still active)."""
+        if self.active and time.monotonic() > self.at:
+            raise OperationTimeoutError(self.what, self.seconds)
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("nsc_reconcile_deadline", default=None)
+
+
+@contextmanager
+def operation_deadline(seconds: float | None, what: str) -> Iterator[Deadline | None]:
+    """Within the block, every SDK request for the operation (including the long-running
+    operation's polls, made on the poller's own thread: azure.py follows them by URL) raises
+    OperationTimeoutError once ``seconds`` have passed. None: no limit."""
+    if seconds is None:
+        yield None
+        return
+    deadline = Deadline(what, seconds, time.monotonic() + seconds)
+    token = _DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        deadline.active = False
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the operation running in this context, if any."""
+    return _DEADLINE.get()
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -73,14 +161,27 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that may succeed if tried again shortly."""
+def _message(exc: BaseException) -> str:
+    return str(getattr(getattr(exc, "error", None), "message", None) or "")
+
+
+def is_transient(exc: BaseException, kind: str | None = None) -> bool:
+    """True for failures that may succeed if tried again shortly (``kind``: the resource
+    kind written, for codes that are transient only there)."""
     if isinstance(exc, ServiceRequestError | ServiceResponseError | ConnectionError):
         return True
+    says = getattr(exc, "transient", None)
+    if isinstance(says, bool):  # errors that classify themselves (resources/kubeapi.py)
+        return says
     if isinstance(exc, HttpResponseError):
-        if exc.status_code in TRANSIENT_STATUS:
+        code = error_code(exc)
+        if code == "Conflict":
+            return not _NAME_CLASH.search(_message(exc))
+        if code in TRANSIENT_CODES or code in TRANSIENT_BY_KIND.get(kind or "", ()):
             return True
-        return error_code(exc) in TRANSIENT_CODES
+        # A long-running operation that ended Failed raises with its poll's status (200):
+        # then only its code counts, so one that failed for a permanent reason is not re-PUT.
+        return exc.status_code in TRANSIENT_STATUS
     return False
 
 
@@ -101,15 +202,25 @@ def call_with_retry(
     *,
     policy: RetryPolicy,
     what: str,
+    kind: str | None = None,
     on_retry: Callable[[str, BaseException, float], None] | None = None,
 ) -> T:
-    """Run ``fn``; retry transient failures per ``policy``; re-raise the last failure."""
+    """Run ``fn``; retry transient failures per ``policy`` (``kind``: the resource kind, for
+    per-kind codes); re-raise the last failure. ``fn`` must be safe to repeat (the engine's
+    writes re-read before each retry)."""
     backoff = wait_exponential_jitter(
         multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.initial_wait_s
     )
 
     def wait(state: RetryCallState) -> float:
         return max(_retry_after(state), backoff(state))
+
+    def stop(state: RetryCallState) -> bool:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if exc is not None and error_code(exc) in SLOW_CODES:
+            return (state.seconds_since_start or 0.0) >= policy.patience_s
+        return state.attempt_number >= policy.attempts
 
     def before_sleep(state: RetryCallState) -> None:
         outcome = state.outcome
@@ -121,8 +232,8 @@ def call_with_retry(
                 on_retry(what, exc, delay)
 
     retrying = Retrying(
-        retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(policy.attempts),
+        retry=retry_if_exception(lambda exc: is_transient(exc, kind)),
+        stop=stop,
         wait=wait,
         before_sleep=before_sleep,
         reraise=True,
@@ -130,11 +241,28 @@ def call_with_retry(
     return retrying(fn)
 
 
+_HOST = re.compile(r"host='([^']+)'(?:, port=(\d+))?")
+
+
 def describe_error(exc: BaseException) -> str:
     """One line: status, ARM code and message — never a request body."""
     if isinstance(exc, HttpResponseError):
         code = error_code(exc)
-        message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
+        message = _message(exc) or exc.reason or ""
         parts = [str(exc.status_code) if exc.status_code else None, code, message]
-        return " ".join(p for p in parts if p)
-    return f"{type(exc).__name__}: {exc}"
+        return _one_line(" ".join(p for p in parts if p))
+    if isinstance(exc, ServiceRequestTimeoutError | ServiceResponseTimeoutError):
+        found = _HOST.search(str(exc))
+        where = f"{found.group(1)}:{found.group(2) or 443}" if found else "the service"
+        if isinstance(exc, ServiceRequestTimeoutError):
+            return (
+                f"connect timeout: {where} did not accept a connection in time (unreachable "
+                "from here? e.g. a private endpoint seen from outside its VNet)"
+            )
+        return f"read timeout: {where} accepted the request but did not answer in time"
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(text: str) -> str:
+    first = " ".join(text.split())
+    return first if len(first) <= 500 else first[:497] + "..."

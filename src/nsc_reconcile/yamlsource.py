@@ -8,20 +8,36 @@ files, touches nothing else.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
+from ruamel.yaml.reader import ReaderError
 
 from nsc_reconcile.errors import DesiredStateError, Location, Problem
 
 PathKey = tuple[str | int, ...]
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+# Limits that keep a hostile file from exhausting time or memory; a real desired state is
+# ~10 KiB, ~1,500 nodes, 7 levels deep.
+MAX_FILE_BYTES = 512 * 1024
+MAX_NODES = 100_000  # after alias expansion: each use of an alias counts what it stands for
+MAX_DEPTH = 64
+MAX_INTEGER_CHARS = 100  # Python refuses to convert integers over 4300 digits
+_INTEGER = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9][0-9_:]*)")
+# Explicit tags that still mean plain data; anything else (!!omap, !!python/..., !custom) is
+# refused rather than handed to a constructor.
+_PLAIN_TAGS = frozenset(
+    {"!", "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+)
 
 
 @dataclass
@@ -41,16 +57,17 @@ class Document:
 
 
 def read_document(path: Path) -> Document:
-    """Parse one YAML file. Raises DesiredStateError (with line and column) when malformed."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DesiredStateError(
-            [Problem(None, "", f"cannot read {path}: {exc.strerror or exc}")]
-        ) from None
+    """Parse one YAML file. Raises DesiredStateError (with line and column) when it is not
+    UTF-8, malformed, or beyond the limits above; never another exception."""
+    text = _read_text(path)
     yaml = YAML(typ="rt")
     try:
-        root = yaml.load(text)
+        with warnings.catch_warnings():  # ruamel warns on stderr about YAML 1.1 floats
+            warnings.simplefilter("ignore")
+            _check_limits(yaml, text, path)
+            root = yaml.load(text)
+    except DesiredStateError:
+        raise
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         location = Location(path, mark.line + 1, mark.column + 1) if mark else None
@@ -60,28 +77,142 @@ def read_document(path: Path) -> Document:
             where = f"line {start.line + 1}, column {start.column + 1}"
             what = f"{what} ({exc.context} started at {where})"
         raise DesiredStateError([Problem(location, "", f"malformed YAML: {what or exc}")]) from None
-    except YAMLError as exc:
-        raise DesiredStateError([Problem(None, "", f"malformed YAML in {path}: {exc}")]) from None
+    except ReaderError as exc:  # a character YAML does not allow (control characters)
+        location = _location_of(text, path, exc.position)
+        raise DesiredStateError(
+            [Problem(location, "", f"malformed YAML: character {exc.character!r} is not "
+                     "allowed in YAML")]
+        ) from None  # fmt: skip
+    except Exception as exc:  # ruamel's constructors raise whatever they meet
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DesiredStateError(
+            [Problem(Location(path, 1, 1), "", f"malformed YAML: cannot build the document "
+                     f"({type(exc).__name__}: {first[:200]})")]
+        ) from None  # fmt: skip
     document = Document(None, {(): Location(path, 1, 1)})
     document.data = _plain(root, (), path, document.locations)
     return document
 
 
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DesiredStateError(
+            [Problem(None, "", f"cannot read {path}: {exc.strerror or exc}")]
+        ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DesiredStateError(
+            [Problem(Location(path, 1, 1), "", f"file larger than {MAX_FILE_BYTES // 1024} "
+                     "KiB; a desired state is a few dozen KiB at most")]
+        )  # fmt: skip
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = raw[exc.start : exc.start + 1].hex()
+        raise DesiredStateError(
+            [Problem(Location(path, line, column), "", f"not UTF-8: byte 0x{byte} cannot be "
+                     "decoded; save the file as UTF-8")]
+        ) from None  # fmt: skip
+
+
+def _location_of(text: str, path: Path, offset: int) -> Location:
+    line = text.count("\n", 0, offset) + 1
+    return Location(path, line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
+
+
+def _check_limits(yaml: YAML, text: str, path: Path) -> None:
+    """Walk the parser's events (no document is built) and refuse, at the offending node,
+    what would exhaust time or memory later: aliases expanding past MAX_NODES nodes ("billion
+    laughs"), recursive aliases, nesting deeper than MAX_DEPTH (aliases count with what they
+    stand for), integers longer than MAX_INTEGER_CHARS, and tags beyond plain data."""
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, height) of what it stands for
+    open_nodes: list[list[Any]] = []  # per open collection: [anchor, nodes, height]
+    total = 0
+
+    def fail(event: Any, message: str) -> NoReturn:
+        mark = event.start_mark
+        raise DesiredStateError(
+            [Problem(Location(path, mark.line + 1, mark.column + 1), "", message)]
+        )
+
+    def add(event: Any, nodes: int, height: int) -> None:
+        nonlocal total
+        total += nodes
+        if total > MAX_NODES:
+            fail(event, f"the document expands to more than {MAX_NODES} nodes (aliases count "
+                 "once per use); a desired state has a few thousand")  # fmt: skip
+        if len(open_nodes) + height > MAX_DEPTH:
+            fail(event, f"nesting deeper than {MAX_DEPTH} levels (aliases count with what "
+                 "they stand for)")  # fmt: skip
+        if open_nodes:
+            parent = open_nodes[-1]
+            parent[1] += nodes
+            parent[2] = max(parent[2], height + 1)
+
+    for event in yaml.parse(text):
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _PLAIN_TAGS:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            fail(event, f"YAML tag {shown[:80]} is not supported: write plain mappings, lists "
+                 "and scalars (quote a value to make it a string)")  # fmt: skip
+        if isinstance(event, AliasEvent):
+            if any(node[0] == event.anchor for node in open_nodes):
+                fail(event, f"alias *{event.anchor} refers to a node that contains it "
+                     "(a recursive structure)")  # fmt: skip
+            nodes, height = sizes.get(event.anchor, (1, 1))
+            add(event, nodes, height)
+        elif isinstance(event, ScalarEvent):
+            value = event.value
+            if event.style is None and len(value) > MAX_INTEGER_CHARS and _INTEGER.fullmatch(value):
+                fail(event, f"integer of {len(value)} characters; at most {MAX_INTEGER_CHARS} "
+                     "(quote it if it is a string)")  # fmt: skip
+            add(event, 1, 1)
+            if event.anchor is not None:
+                sizes[event.anchor] = (1, 1)
+        elif isinstance(event, CollectionStartEvent):
+            if len(open_nodes) >= MAX_DEPTH:
+                fail(event, f"nesting deeper than {MAX_DEPTH} levels")
+            open_nodes.append([event.anchor, 1, 1])
+        elif isinstance(event, CollectionEndEvent):
+            anchor, nodes, height = open_nodes.pop()
+            add(event, nodes, height)
+            if anchor is not None:
+                sizes[anchor] = (nodes, height)
+
+
+def _key_location(node: CommentedMap, key: Any, fallback: Location, file: Path) -> Location:
+    """Where ``key`` of ``node`` is written: its own line, or for a key brought in by a
+    merge (``<<: *anchor``) its line in the merged mapping; else ``fallback``."""
+    merges = getattr(node, "merge", None) or []  # ruamel: the mappings merged, in order
+    sources = [node, *(m[1] if isinstance(m, tuple) else m for m in merges)]
+    for source in sources:
+        position = getattr(getattr(source, "lc", None), "data", {}).get(key)
+        if isinstance(position, list | tuple) and len(position) >= 2:
+            return Location(file, int(position[0]) + 1, int(position[1]) + 1)
+    return fallback
+
+
 def _plain(node: Any, at: PathKey, file: Path, locations: dict[PathKey, Location]) -> Any:
+    here_location = locations.get(at, Location(file, 1, 1))
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
-            line, column = node.lc.key(key)
             here = (*at, str(key))
-            locations[here] = Location(file, line + 1, column + 1)
+            locations[here] = _key_location(node, key, here_location, file)
             out[str(key)] = _plain(value, here, file, locations)
         return out
     if isinstance(node, CommentedSeq):
         items: list[Any] = []
         for index, value in enumerate(node):
-            line, column = node.lc.item(index)
+            position = node.lc.data.get(index) if isinstance(node.lc.data, dict) else None
             here = (*at, index)
-            locations[here] = Location(file, line + 1, column + 1)
+            locations[here] = (
+                Location(file, position[0] + 1, position[1] + 1) if position else here_location
+            )
             items.append(_plain(value, here, file, locations))
         return items
     if isinstance(node, str):

@@ -12,7 +12,7 @@ from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.changes import Action
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.engine import Engine, PlanStaleError
+from nsc_reconcile.engine import Engine, PlanBlockedError, PlanStaleError
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome
 from nsc_reconcile.retry import RetryPolicy
@@ -198,8 +198,13 @@ def test_missing_existing_reference_blocks_only_its_dependents(
     assert "network_security_group/nsc-nsg-data-dev" in (plan.get(rule).reason or "")
     assert plan.get(LINK).action is Action.CREATE  # unrelated: still planned
 
-    result = engine_for(state, clients).apply(plan)
-    assert result.get(rule).outcome in (Outcome.BLOCKED, Outcome.SKIPPED)
+    # A plan with a blocked item is not applied (as Terraform refuses a plan with errors)...
+    ctl("DELETE", "requests")
+    with pytest.raises(PlanBlockedError, match="blocked resource"):
+        engine_for(state, clients).apply(plan)
+    assert [r for r in arm_requests(ctl) if r["method"] in WRITES] == []
+    # ... unless the targets leave the blocked ones out.
+    result = engine_for(state, clients).apply(engine_for(state, clients).plan([LINK]))
     assert result.get(LINK).outcome is Outcome.CREATED
     assert not [
         r for r in arm_requests(ctl) if r["method"] == "PUT" and "securityRules" in r["path"]

@@ -81,9 +81,13 @@ def test_case(path: Path) -> None:
         key = f"{address}.{name}"
         return outputs[key] if key in outputs else Unknown(key)
 
-    ctx = Context(SEED, _Clients(), output_of, lambda address: others.get(address))  # type: ignore[arg-type]
     reconciler = reconciler_for(resource)
     live = _live(case.get("live"))
+
+    def live_of(address: str) -> Live | None:  # the resource's own live state, as read
+        return live if address == resource.address else others.get(address)
+
+    ctx = Context(SEED, _Clients(), output_of, live_of)  # type: ignore[arg-type]
     if live is not None:
         live = reconciler.refine(ctx, resource, live)
     desired = reconciler.desired(ctx, resource)

@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
-from nsc_reconcile.changes import SENSITIVE, Action
+from nsc_reconcile.changes import SENSITIVE, Action, ReplacePolicy
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.monitoring import DataCollectionRule
@@ -300,7 +300,15 @@ def test_table_column_type_change_is_a_replacement_never_done_silently(
     assert [r.outcome for r in refused.resources if r.address == TABLE] == [Outcome.BLOCKED]
     assert _writes(ctl) == []
 
-    replaced = again.apply(plan, allow_replace=True)
+    # Its replace policy is data-loss: --allow-replace alone is not enough.
+    assert table_plan.replace_policy is ReplacePolicy.DATA_LOSS
+    unconfirmed = again.apply(plan, allow_replace=True)
+    table = next(r for r in unconfirmed.resources if r.address == TABLE)
+    assert table.outcome is Outcome.BLOCKED
+    assert f"--confirm-data-loss {TABLE}" in (table.detail or "")
+    assert _writes(ctl) == []
+
+    replaced = again.apply(plan, allow_replace=True, confirm_data_loss=[TABLE])
     assert [r.outcome for r in replaced.resources if r.address == TABLE] == [Outcome.REPLACED]
     columns = {
         c["name"]: c["type"] for c in _state_of(ctl, live.id)["properties"]["schema"]["columns"]

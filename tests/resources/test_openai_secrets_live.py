@@ -25,7 +25,7 @@ from nsc_reconcile.emulator.worlds import (
     KEY_VAULT_NAME,
     RESOURCE_GROUP,
 )
-from nsc_reconcile.engine import Engine
+from nsc_reconcile.engine import Engine, PlanBlockedError
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome, Plan
 from nsc_reconcile.retry import RetryPolicy
@@ -251,7 +251,8 @@ def test_secrets_created_from_baseline_then_no_writes(
     assert len(emu.world.secrets.versions(KEY_VAULT_NAME, DATABRICKS_TOKEN_SECRET)) == 1
     tags = emu.world.secrets.get(KEY_VAULT_NAME, "azure-openai-api-key")["tags"]
     assert tags["managed-by"] == "nsc-reconcile"
-    assert re.fullmatch(r"[0-9a-f]{64}", tags["nsc-value-sha256"])
+    assert re.fullmatch(r"[0-9a-f]{64}", tags["nsc-value-hmac"])  # keyed (secrets.py)
+    assert "nsc-value-sha256" not in tags
 
     control(emu, "DELETE", "requests")
     again = _plan(engine, SECRET_TARGETS)
@@ -287,7 +288,7 @@ def test_value_changed_out_of_band_is_sensitive_update_and_repaired(
     secret = plan.get(address)
     assert secret.action is Action.UPDATE
     assert [(c.path, c.before, c.after) for c in secret.changes] == [
-        ("tags.nsc-value-sha256", SENSITIVE, SENSITIVE)
+        ("tags.nsc-value-hmac", SENSITIVE, SENSITIVE)
     ]
     result = engine().apply(plan)
     assert result.get(address).outcome is Outcome.UPDATED
@@ -303,12 +304,13 @@ def test_tags_only_drift_updates_without_a_new_version(
     name = "langfuse-salt"
     value = _value(emu, name)
     vault_client.update_secret_properties(name, tags={"owner": "someone"})
-    plan, result = _apply(engine, [f"key_vault_secret/{name}"])
+    plan = _plan(engine, [f"key_vault_secret/{name}"])
     assert plan.get(f"key_vault_secret/{name}").action is Action.BLOCKED  # no longer ours
-    assert result.get(f"key_vault_secret/{name}").outcome is Outcome.BLOCKED
+    with pytest.raises(PlanBlockedError):  # a plan with a blocked item is not applied
+        engine().apply(plan)
 
     vault_client.update_secret_properties(
-        name, tags={"owner": "someone", "managed-by": "nsc-reconcile"}
+        name, tags={"owner": "someone", "managed-by": "nsc-reconcile", "nsc-environment": "dev"}
     )
     plan, result = _apply(engine, [f"key_vault_secret/{name}"])
     assert {c.path for c in plan.get(f"key_vault_secret/{name}").changes} == {
@@ -345,12 +347,13 @@ def test_external_secret_missing_is_blocked_and_never_written(
     emu.world.secrets.delete(KEY_VAULT_NAME, DATABRICKS_TOKEN_SECRET)
     emu.world.secrets.purge(KEY_VAULT_NAME, DATABRICKS_TOKEN_SECRET)
     address = f"key_vault_secret/{DATABRICKS_TOKEN_SECRET}"
-    plan, result = _apply(engine, [address])
+    plan = _plan(engine, [address])
     assert plan.get(address).action is Action.BLOCKED
     assert "external secret databricks-agent-token does not exist" in (
         plan.get(address).reason or ""
     )
-    assert result.get(address).outcome is Outcome.BLOCKED
+    with pytest.raises(PlanBlockedError):
+        engine().apply(plan)
     assert emu.world.secrets.versions(KEY_VAULT_NAME, DATABRICKS_TOKEN_SECRET) == []
 
 
@@ -419,7 +422,9 @@ def test_no_secret_value_in_plans_results_or_logs(
     _, first = _apply(engine, SECRET_TARGETS)
     vault_client.set_secret("azure-openai-api-key", "rotated-by-hand-0123456789")
     emu.world.secrets.delete(KEY_VAULT_NAME, "langfuse-salt")
-    plan, second = _apply(engine, SECRET_TARGETS)
+    plan = _plan(engine, SECRET_TARGETS)  # the key set by hand is no longer ours: blocked
+    applicable = [t for t in SECRET_TARGETS if plan.get(t).action is not Action.BLOCKED]
+    second = engine().apply(_plan(engine, applicable))
     runner = CliRunner()
     cli_plan = runner.invoke(
         _cli(),

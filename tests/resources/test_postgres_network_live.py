@@ -16,7 +16,7 @@ from azure.mgmt.network.models import SecurityRule
 
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import Clients
-from nsc_reconcile.changes import Action
+from nsc_reconcile.changes import Action, ReplacePolicy
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import (
     NSG_DATA_NAME,
@@ -300,9 +300,11 @@ def test_admin_login_change_is_a_replacement_never_automated(
         ("properties.administratorLogin", True)
     ]
     ctl("DELETE", "requests")
+    assert plan.get(PG).replace_policy is ReplacePolicy.MANUAL
     result = Engine(changed, clients).apply(plan, allow_replace=True)
-    assert result.get(PG).outcome is Outcome.FAILED
-    assert "not automated" in (result.get(PG).detail or "")
+    assert result.get(PG).outcome is Outcome.BLOCKED  # refused by the kind's replace policy
+    assert "replace policy manual" in (result.get(PG).detail or "")
+    assert "migrate" in (result.get(PG).detail or "")  # the manual steps
     assert _writes(ctl) == []
 
 

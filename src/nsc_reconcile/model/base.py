@@ -74,8 +74,9 @@ class Resource(Model):
     adopt: bool = Field(
         default=False,
         description="Take over a resource of this name that exists but was not created by "
-        "nsc-reconcile (it gets the managed-by tag). Without it such a resource is reported "
-        "and left alone.",
+        "nsc-reconcile, or was created by an earlier version that did not record its "
+        "environment (it gets the managed-by and nsc-environment tags). Without it such a "
+        "resource is reported and left alone. Never takes one of another environment.",
     )
 
     @field_validator("name")

@@ -23,6 +23,14 @@ PRIVATE_LINK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+SHARED_DESCRIPTION = (
+    "Serves several environments (e.g. one private DNS zone for dev and prod in one resource "
+    "group): every environment that uses it must declare `shared: true`. It is then tagged "
+    "`nsc-environment: shared` and gets only its own tags (not the state-wide ones). Without "
+    "it, a resource owned by another environment is blocked, never retagged."
+)
+
+
 def split_address(text: str) -> tuple[str, str] | None:
     """``kind/name`` -> (kind, name), or None when not of that shape."""
     if "/" not in text:
@@ -112,6 +120,7 @@ class PrivateDnsZone(Resource):
     name_rule = "private_dns_zone"
 
     tags: dict[str, str] = Field(default_factory=dict, description="Tags.")
+    shared: bool = Field(default=False, description=SHARED_DESCRIPTION)
 
     @field_validator("name")
     @classmethod
@@ -142,6 +151,7 @@ class PrivateDnsZoneLink(Resource):
         default="Default", description="Fallback to internet resolution on NXDOMAIN or not."
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Tags.")
+    shared: bool = Field(default=False, description=SHARED_DESCRIPTION)
 
     @property
     def key(self) -> str:

@@ -55,7 +55,10 @@ class ModelDeployment(ChildResource):
     name_rule = "openai_deployment"
 
     model: str = Field(description="Model name, e.g. `gpt-4o-mini`.")
-    model_version: str = Field(description="Model version, e.g. `2024-07-18`.")
+    model_version: str = Field(
+        description="Model version, e.g. `2024-07-18`: the version created, and with an "
+        "auto-upgrade option the oldest one accepted (see `version_upgrade_option`)."
+    )
     model_format: Literal["OpenAI"] = Field(default="OpenAI", description="Model format.")
     sku: Literal["Standard", "GlobalStandard", "DataZoneStandard", "ProvisionedManaged"] = Field(
         default="Standard", description="Deployment type."
@@ -63,7 +66,14 @@ class ModelDeployment(ChildResource):
     capacity: int = Field(ge=1, le=10000, description="Capacity in thousands of tokens/minute.")
     version_upgrade_option: Literal[
         "OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"
-    ] = Field(default="NoAutoUpgrade", description="Automatic model version upgrades.")
+    ] = Field(
+        default="NoAutoUpgrade",
+        description="Automatic model version upgrades by Azure. `NoAutoUpgrade`: the live "
+        "version must equal `model_version` (a different one is a change). "
+        "`OnceNewDefaultVersionAvailable` / `OnceCurrentVersionExpired`: Azure may move the "
+        "deployment to a newer version; a live version newer than `model_version` (both "
+        "dated, or both numbers) is no change and later writes keep it; an older one is.",
+    )
 
     @property
     def account(self) -> str:

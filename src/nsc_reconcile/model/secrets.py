@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from typing import Literal, Self
 
+import re2
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -28,7 +29,8 @@ OUTPUTS: dict[str, dict[str, bool]] = {
     "log_analytics_workspace": {"customer_id": False},
 }
 
-_OUTPUT_REF = re.compile(r"(?P<kind>[a-z_]+)/(?P<key>[^.\s]+(?:/[^.\s]+)?)\.(?P<output>[a-z_]+)")
+# `name` or `parent/name`: the key's parts cannot hold `/`, which keeps matching linear.
+_OUTPUT_REF = re.compile(r"(?P<kind>[a-z_]+)/(?P<key>[^./\s]+(?:/[^./\s]+)?)\.(?P<output>[a-z_]+)")
 
 
 def parse_output_ref(text: str) -> tuple[str, str, str] | None:
@@ -37,6 +39,11 @@ def parse_output_ref(text: str) -> tuple[str, str, str] | None:
     if match is None:
         return None
     return match["kind"], match["key"], match["output"]
+
+
+def _shorten(value: str, limit: int = 60) -> str:
+    """``value``, or its start and length when longer than ``limit`` (for messages)."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
 
 
 class Generate(Model):
@@ -83,7 +90,7 @@ class SecretSource(Model):
                 "output_ref",
                 "expected `kind/name.output` (e.g. openai_account/nsc-aoai-dev.endpoint), "
                 "got '{value}'",
-                {"value": value},
+                {"value": _shorten(value)},
             )
         kind, _, output = parsed
         if kind not in OUTPUTS:
@@ -116,27 +123,35 @@ class SecretSource(Model):
         return self
 
 
-_CREDENTIAL_PATTERNS = [
-    re.compile(p)
-    for p in (
-        r"(?i)\b(sk|pk)-(lf-)?[A-Za-z0-9_-]{8,}",  # OpenAI / LangFuse keys
-        r"\bdapi[0-9a-f]{32}",  # Databricks personal access token
-        r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.",  # JWT
-        r"(?i)(accountkey|sharedaccesskey|password|pwd|secret|token)\s*[=:]\s*\S+",
-        r"(?i)[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",  # URL with user:password
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-        r"\bAKIA[0-9A-Z]{16}\b",
-        r"(?i)\bsig=[A-Za-z0-9%]{16,}",  # SAS signature
+# RE2 (google-re2) matches in time linear in the input: no backtracking, so a hostile
+# literal cannot make loading slow (Python's `re` took seconds on 40 KB here).
+_CREDENTIAL_PATTERNS = re2.compile(
+    "|".join(
+        f"(?:{p})"
+        for p in (
+            r"(?i)\b(?:sk|pk)-(?:lf-)?[A-Za-z0-9_-]{8,}",  # OpenAI / LangFuse keys
+            r"\bdapi[0-9a-f]{32}",  # Databricks personal access token
+            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.",  # JWT
+            r"(?i)(?:accountkey|sharedaccesskey|password|pwd|secret|token)\s*[=:]\s*\S",
+            r"(?i)[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",  # URL with user:password
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+            r"\bAKIA[0-9A-Z]{16}\b",
+            r"(?i)\bsig=[A-Za-z0-9%]{16,}",  # SAS signature
+        )
     )
-]
+)
+_TOKEN = re2.compile(r"[A-Za-z0-9+/=_-]{20,}")
 
 
 def looks_like_credential(value: str) -> bool:
-    """True when ``value`` resembles a key, token, password or connection string."""
-    if any(p.search(value) for p in _CREDENTIAL_PATTERNS):
+    """True when ``value`` resembles a key, token, password or connection string.
+
+    The one credential detector of the product (so it can move to another detector, e.g.
+    detect-secrets, in one place). Time is linear in ``len(value)``."""
+    if _CREDENTIAL_PATTERNS.search(value):
         return True
     # Long random-looking tokens: letters and digits mixed with high entropy.
-    for token in re.findall(r"[A-Za-z0-9+/=_-]{20,}", value):
+    for token in _TOKEN.findall(value):
         has_digit = any(c.isdigit() for c in token)
         has_alpha = any(c.isalpha() for c in token)
         if has_digit and has_alpha and _entropy(token) >= 3.5:
@@ -197,7 +212,7 @@ class KeyVaultSecret(Resource):
                 raise PydanticCustomError(
                     "allowed_values",
                     "value '{value}' is not one of {allowed}",
-                    {"value": self.value, "allowed": ", ".join(self.allowed_values)},
+                    {"value": _shorten(self.value), "allowed": ", ".join(self.allowed_values)},
                 )
         return self
 

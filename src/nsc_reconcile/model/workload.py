@@ -22,6 +22,11 @@ from nsc_reconcile.model.base import (
 
 K8sName = Annotated[str, name_of("kubernetes_name")]
 
+# A Kubernetes quantity (apimachinery's grammar): a decimal number with an optional SI
+# (n u m k M G T P E), binary (Ki Mi Gi Ti Pi Ei) or exponent (e3) suffix. Compared
+# canonically when read back (`0.5` is `500m`, `1Gi` is `1024Mi`).
+QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
+
 
 class Image(Model):
     registry: str = Field(description="Existing ACR (`container_registry/<name>`).")
@@ -37,8 +42,16 @@ class Component(Model):
     image: Image = Field(description="Container image (from the ACR).")
     replicas: int = Field(default=1, ge=1, le=20, description="Pod replicas.")
     port: int = Field(ge=1, le=65535, description="Container port.")
-    cpu: str = Field(default="500m", description="CPU request.")
-    memory: str = Field(default="1Gi", description="Memory request and limit.")
+    cpu: str = Field(
+        default="500m",
+        pattern=QUANTITY,
+        description="CPU request, a Kubernetes quantity (`500m`, `0.5`, `2`).",
+    )
+    memory: str = Field(
+        default="1Gi",
+        pattern=QUANTITY,
+        description="Memory request and limit, a Kubernetes quantity (`1Gi`, `1024Mi`).",
+    )
 
 
 class Service(Model):
@@ -107,6 +120,20 @@ class Langfuse(Resource):
     )
     env: dict[str, str] = Field(
         default_factory=dict, description="Plain (non-secret) environment variables."
+    )
+    adopt_services: list[K8sName] = Field(
+        default_factory=list,
+        description="Services of the namespace that this workload does not declare but may "
+        "switch to ClusterIP when they are exposed (LoadBalancer/NodePort). Any other exposed "
+        "Service, and any Ingress, is reported (plan note, verify FAIL) and left alone.",
+    )
+    force_conflicts: bool = Field(
+        default=False,
+        description="Server-side apply with force: take over fields of the Deployments, "
+        "StatefulSets, ServiceAccount and Namespace that another field manager (kubectl, a "
+        "controller) owns. Off, such a conflict stops apply and names that manager. The "
+        "Services and the Secret are always taken back (private-only; Key Vault is the source "
+        "of the values).",
     )
 
     @field_validator("ingress", mode="before")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from nsc_reconcile.changes import FieldChange, Unknown, diff_fields
+from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown, diff_fields
 from nsc_reconcile.model.base import Resource
 
 if TYPE_CHECKING:
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 MANAGED_BY_TAG = "managed-by"
 MANAGED_BY_VALUE = "nsc-reconcile"
+# Which environment owns a resource we manage; SHARED when every environment declares it
+# `shared: true` (one private DNS zone for dev and prod).
+ENVIRONMENT_TAG = "nsc-environment"
+SHARED = "shared"
 
 R = TypeVar("R", bound=Resource)
 
@@ -41,6 +46,8 @@ class Live:
     etag: str | None = None
     managed: bool | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    # The environment named by its nsc-environment tag (SHARED, "dev"...); None when untagged.
+    environment: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -106,9 +113,14 @@ class Context:
         """The live state of another resource (as read in this run), or None if absent."""
         return self._live_of(address)
 
-    def tags(self, own: dict[str, str] | None = None) -> dict[str, str]:
-        """Tags we put on what we create: the state's tags, the resource's, managed-by."""
-        return {**self.state.tags, **(own or {}), MANAGED_BY_TAG: MANAGED_BY_VALUE}
+    def tags(self, own: dict[str, str] | None = None, *, shared: bool = False) -> dict[str, str]:
+        """Tags we put on what we create: the state's tags, the resource's, managed-by and
+        the owning environment. A shared resource gets no state-wide tags (they differ per
+        environment: each would retag it) and is owned by SHARED."""
+        ours = {MANAGED_BY_TAG: MANAGED_BY_VALUE}
+        if shared:
+            return {**(own or {}), **ours, ENVIRONMENT_TAG: SHARED}
+        return {**self.state.tags, **(own or {}), **ours, ENVIRONMENT_TAG: self.state.environment}
 
 
 class Reconciler(Generic[R]):
@@ -119,6 +131,22 @@ class Reconciler(Generic[R]):
     sensitive: ClassVar[frozenset[str]] = frozenset()
     # Flat field paths Azure cannot change in place (a change requires replacement).
     immutable: ClassVar[frozenset[str]] = frozenset()
+    # What apply may do when a replacement is needed (changes.ReplacePolicy), and, for
+    # MANUAL, the steps a person takes instead / for DATA_LOSS, what is lost ({address},
+    # {name} are filled in).
+    replace_policy: ClassVar[ReplacePolicy] = ReplacePolicy.MANUAL
+    replace_steps: ClassVar[str] = (
+        "replacing {address} is not automated: delete it in Azure yourself (after saving "
+        "what it holds), then run apply again to create it"
+    )
+    # Live fields that say whether Azure finished the resource: path -> the values that are
+    # fine, the first being what a repaired resource shows (PostgreSQL's properties.state).
+    # A provisioningState of Failed is never fine.
+    ready_states: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # A failed resource is repaired (written again) or, when True, replaced.
+    replace_when_failed: ClassVar[bool] = False
+    # Carries Azure tags, hence our ownership marks (managed-by, nsc-environment).
+    tagged: ClassVar[bool] = False
 
     def resource_id(self, ctx: Context, resource: R) -> str:
         """The ARM id (or another stable identifier) of the resource."""
@@ -149,6 +177,30 @@ class Reconciler(Generic[R]):
         the tool cannot close). Never writes."""
         return []
 
+    def refusal(self, ctx: Context, resource: R, live: Live | None) -> str | None:
+        """Why apply must not write this resource as it stands live (the plan blocks it with
+        this text); None when it may. Never writes."""
+        return None
+
+    def health(self, live: Live) -> list[FieldChange]:
+        """What says the live resource is broken beyond its declared fields (a Failed
+        provisioningState, a state outside ``ready_states``): each is a change apply makes,
+        a repair (written again) or, with requires_replacement, a replacement. Pure."""
+        found = []
+        state = live.fields.get("properties.provisioningState")
+        if isinstance(state, str) and state.lower() == "failed":
+            found.append(
+                FieldChange("properties.provisioningState", state, "Succeeded",
+                            requires_replacement=self.replace_when_failed)
+            )  # fmt: skip
+        for path, fine in self.ready_states.items():
+            value = live.fields.get(path)
+            if isinstance(value, str) and value.lower() not in {f.lower() for f in fine}:
+                found.append(
+                    FieldChange(path, value, fine[0], requires_replacement=self.replace_when_failed)
+                )
+        return found
+
     def refine(self, ctx: Context, resource: R, live: Live) -> Live:
         """Derive comparable fields from what was read (pure: no calls). Default: as read."""
         return live
@@ -158,7 +210,13 @@ class Reconciler(Generic[R]):
         return fields
 
     def changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
-        """What differs between ``desired`` and ``live``, in this kind's terms."""
+        """What differs between ``desired`` and ``live``, in this kind's terms, and what
+        ``health`` finds broken."""
+        found = self.field_changes(desired, live)
+        return found + (self.health(live) if live is not None else [])
+
+    def field_changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
+        """The declared fields that differ (``changes`` without ``health``)."""
         return diff_fields(
             desired,
             live.fields if live is not None else None,
@@ -264,6 +322,45 @@ def is_managed(tags: dict[str, str] | None) -> bool:
     return (tags or {}).get(MANAGED_BY_TAG) == MANAGED_BY_VALUE
 
 
+def environment_of(tags: dict[str, str] | None) -> str | None:
+    """The owning environment recorded in the nsc-environment tag, if any."""
+    value = (tags or {}).get(ENVIRONMENT_TAG)
+    return str(value) if value else None
+
+
+# ARM types whose REST specification declares If-Match / If-None-Match on PUT and PATCH (only
+# Private DNS among what we write); for the others the header is not sent: their RPs do not
+# promise to honour it.
+IF_MATCH_TYPES = frozenset(
+    {
+        "microsoft.network/privatednszones",
+        "microsoft.network/privatednszones/virtualnetworklinks",
+    }
+)
+
+
+def arm_type(resource_id: str) -> str:
+    """``Microsoft.Network/privateDnsZones/virtualNetworkLinks`` (lower-cased) of an ARM id."""
+    _, _, tail = resource_id.lower().rpartition("/providers/")
+    parts = tail.strip("/").split("/")
+    return "/".join([parts[0], *parts[1::2]]) if len(parts) > 1 else ""
+
+
+@contextmanager
+def if_match(resource_id: str, live: Live | None) -> Iterator[None]:
+    """Within the block, the write of ``resource_id`` is conditional where its API honours
+    it (IF_MATCH_TYPES): If-Match with the ETag of ``live`` as read, If-None-Match: * for a
+    create. Azure then answers 412 when someone wrote it since the read; the engine re-reads
+    and re-plans that resource (retry.py: PreconditionFailed)."""
+    if arm_type(resource_id) not in IF_MATCH_TYPES or (live is not None and not live.etag):
+        yield
+        return
+    from nsc_reconcile.azure import conditional_write
+
+    with conditional_write(resource_id, live.etag if live is not None else None):
+        yield
+
+
 class ArmReconciler(Reconciler[R]):
     """An ARM resource read with one GET and written with one PUT of a merged body.
 
@@ -271,7 +368,7 @@ class ArmReconciler(Reconciler[R]):
     (``declared``: flat REST paths such as ``properties.publicNetworkAccess``). Writes start
     from the live resource without its read-only fields, so what others set survives."""
 
-    tagged: ClassVar[bool] = True  # carries tags, hence the managed-by marker
+    tagged: ClassVar[bool] = True
     set_like: ClassVar[frozenset[str]] = frozenset()  # list fields compared as sets
     # Values the service assumes when a field is absent: absent compares equal to them, and
     # a declared field equal to its default is not sent when the live resource omits it.
@@ -303,6 +400,7 @@ class ArmReconciler(Reconciler[R]):
             raw=raw,
             etag=wire.get("etag"),
             managed=is_managed(wire.get("tags")) if self.tagged else None,
+            environment=environment_of(wire.get("tags")) if self.tagged else None,
         )
         return self.refine(ctx, resource, live)
 
@@ -318,7 +416,8 @@ class ArmReconciler(Reconciler[R]):
             if not (path in self.defaults and value == self.defaults[path] and path not in current)
         }
         body = deep_merge(base, unflatten(ours))
-        self.put(ctx, resource, body, live.etag if live is not None else None)
+        with if_match(self.resource_id(ctx, resource), live):
+            self.put(ctx, resource, body, live.etag if live is not None else None)
 
     def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Casing of ids and locations and order of set-like lists never count as changes."""

@@ -20,6 +20,9 @@ PART_OF = "app.kubernetes.io/part-of"
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 DIGEST_ANNOTATION = "nsc-reconcile/values-sha256"
+# The Key Vault version of every value in the Secret (JSON: vault secret -> version id): what
+# a plan compares, so it needs no value (a private vault's values are readable only inside).
+VERSIONS_ANNOTATION = "nsc-reconcile/key-vault-versions"
 
 Obj = dict[str, Any]
 
@@ -63,7 +66,8 @@ class Inputs:
     login_servers: dict[str, Any]
     db_host: Any
     db_user: Any
-    secret_values: dict[str, Any] | None  # Secret key -> value; None: digest not needed
+    secret_values: dict[str, Any] | None  # Secret key -> value; None: data not written
+    secret_versions: Any = None  # VERSIONS_ANNOTATION's value (Unknown until all exist)
 
 
 # --------------------------------------------------------------------------- names
@@ -124,7 +128,8 @@ def base_object(kind: str, name: str, namespace: str, labels: dict[str, str] | N
 # --------------------------------------------------------------------------- manifests
 def manifests(resource: Langfuse, inputs: Inputs) -> list[Obj]:
     """Every object as it is applied, in write order. With ``inputs.secret_values`` the
-    Secret holds its data (for writing); without, only its digest (for comparing)."""
+    Secret holds its data and their digest (for writing); without, only the Key Vault
+    versions they come from (for comparing)."""
     ns = resource.namespace
     out: list[Obj] = [
         base_object("Namespace", ns, "", _labels(resource)),
@@ -165,12 +170,16 @@ def _secret(resource: Langfuse, inputs: Inputs) -> Obj:
     name = secret_name(resource)
     secret = {**base_object("Secret", name, resource.namespace, _labels(resource))}
     secret["type"] = "Opaque"
+    annotations: Obj = {}
+    if inputs.secret_versions is not None:
+        annotations[VERSIONS_ANNOTATION] = inputs.secret_versions
+        secret["metadata"]["annotations"] = annotations
     values = inputs.secret_values
     if values is None:
         return secret
     unknown = [v for v in values.values() if isinstance(v, Unknown)]
-    digest: Any = unknown[0] if unknown else values_digest(name, values)
-    secret["metadata"]["annotations"] = {DIGEST_ANNOTATION: digest}
+    annotations[DIGEST_ANNOTATION] = unknown[0] if unknown else values_digest(name, values)
+    secret["metadata"]["annotations"] = annotations
     if not unknown:
         secret["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
     return secret

@@ -1,6 +1,6 @@
 """Agent-event alerting: custom Log Analytics table, Direct data collection rule (DCR), action
 group and log alert rules. Touches only `clients.loganalytics.tables` and `clients.monitor`
-(plus one Key Vault data-plane read per webhook receiver, whose URI is a secret).
+(plus, to write a webhook receiver, one Key Vault data-plane read of its URI, a secret).
 
 PUBLIC PATH: a `Direct` DCR's logs ingestion endpoint (`properties.endpoints.logsIngestion`,
 `https://<dcr>.<region>-1.ingest.monitor.azure.com`) is reachable from the public internet
@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from nsc_reconcile.changes import Unknown
+from nsc_reconcile.changes import ReplacePolicy, Unknown
 from nsc_reconcile.model.monitoring import (
     ActionGroup,
     DataCollectionRule,
@@ -125,6 +125,8 @@ class LogAnalyticsTableReconciler(ArmReconciler[LogAnalyticsTable]):
     kind = "log_analytics_table"
     tagged = False  # tables carry no tags
     immutable = PathPattern(r"properties\.schema\.columns\[[^\]]+\]\.type")
+    replace_policy = ReplacePolicy.DATA_LOSS
+    replace_steps = "deleting table {name} deletes every row it holds"
 
     def resource_id(self, ctx: Context, resource: LogAnalyticsTable) -> str:
         return f"{_workspace_id(ctx, resource.workspace)}/tables/{resource.name}"
@@ -362,23 +364,31 @@ class DataCollectionRuleReconciler(ArmReconciler[DataCollectionRule]):
 
 _EMAIL_KEYS = ("name", "emailAddress", "useCommonAlertSchema")
 _WEBHOOK_KEYS = ("name", "useCommonAlertSchema")
-# The webhook URIs (they embed a token), compared as name -> SHA-256 digest: the secret value
-# itself is never kept in fields, plans or reports, and is shown only as "(sensitive)".
+# The webhook URIs (they embed a token) are compared as name -> "<Key Vault secret>@<version>":
+# a tag per receiver pins the version written with a digest of the URI (the action group shows
+# the URI to its readers anyway), so a plan needs no value and works outside a private vault's
+# VNet; the URI is read from the vault only to write it. Shown only as "(sensitive)".
 WEBHOOK_URIS = "properties.webhookReceivers[].serviceUri"
+WEBHOOK_PIN_TAG = "nsc-webhook-"  # + receiver name: "<secret>@<version>:<URI digest>"
+UNPINNED = "(not pinned by nsc-reconcile)"
+EDITED = "(changed outside nsc-reconcile)"
 
 
-def _digest(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+def _digest(value: Any) -> str:
+    return hashlib.sha256(str(value or "").encode()).hexdigest()[:32]
+
+
+def _pin_tag(receiver: str) -> str:
+    """The tag pinning receiver ``receiver`` (characters Azure refuses in tag names -> _)."""
+    return WEBHOOK_PIN_TAG + re.sub(r"[<>%&\\?/]", "_", receiver)
 
 
 class ActionGroupReconciler(ArmReconciler[ActionGroup]):
     """An action group (location ``Global``). We own its e-mail and webhook receiver lists.
 
-    Webhook URIs come from Key Vault secrets: compared with the live ones by digest (one
-    data-plane read per receiver), shown only as ``(sensitive)``; ``Live.fields`` keeps only
-    digests, the value is put in the request body at write time."""
+    Webhook URIs come from Key Vault secrets: compared by the Key Vault version pinned per
+    receiver (no value read), shown only as ``(sensitive)``; ``Live.fields`` keeps only pins,
+    the value is read (data plane) and put in the request body at write time."""
 
     kind = "action_group"
     sensitive: ClassVar[frozenset[str]] = frozenset({WEBHOOK_URIS})
@@ -399,24 +409,47 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
         )
 
     def refine(self, ctx: Context, resource: ActionGroup, live: Live) -> Live:
-        """Webhook URIs leave ``fields``: only their digests stay (pure, no calls; taken
-        from ``raw``, so applying it twice changes nothing)."""
-        hooks = (to_wire(live.raw).get("properties") or {}).get("webhookReceivers") or []
+        """Webhook URIs leave ``fields``: each receiver shows the Key Vault version pinned in
+        its tag when the URI still matches the pin's digest, else EDITED (pure, no calls;
+        taken from ``raw``, so applying it twice changes nothing)."""
+        wire = to_wire(live.raw)
+        hooks = (wire.get("properties") or {}).get("webhookReceivers") or []
+        tags = wire.get("tags") or {}
         live.fields["properties.webhookReceivers"] = [
             {k: v for k, v in h.items() if k != "serviceUri"} for h in hooks if isinstance(h, dict)
         ]
-        live.fields[WEBHOOK_URIS] = {
-            str(h.get("name")): _digest(h.get("serviceUri")) for h in hooks if isinstance(h, dict)
-        }
+        pins: dict[str, str] = {}
+        for hook in (h for h in hooks if isinstance(h, dict)):
+            name = str(hook.get("name"))
+            pin, _, digest = str(tags.get(_pin_tag(name)) or "").rpartition(":")
+            if not pin:
+                pins[name] = UNPINNED
+            else:
+                pins[name] = pin if digest == _digest(hook.get("serviceUri")) else EDITED
+        live.fields[WEBHOOK_URIS] = pins
         return live
 
+    def _webhook_pins(self, ctx: Context, resource: ActionGroup) -> dict[str, str] | Unknown:
+        """name -> "<secret>@<current version>" from the secrets' ARM reads (no value);
+        Unknown while a secret is absent (it is written earlier in the same apply)."""
+        pins: dict[str, str] = {}
+        for hook in resource.webhook_receivers:
+            address = f"key_vault_secret/{hook.uri_secret}"
+            version = ctx.output(address, "version")
+            if not isinstance(version, str) or not version:
+                return Unknown(f"{address}.version")
+            pins[hook.name] = f"{hook.uri_secret}@{version}"
+        return pins
+
     def _webhook_uris(self, ctx: Context, resource: ActionGroup) -> dict[str, str] | Unknown:
-        """name -> URI, read from the vault's data plane; Unknown while a secret is absent
-        (it is written earlier in the same apply)."""
-        if not resource.webhook_receivers:
-            return {}
+        """name -> URI of the pinned version: as written in this run, else read from the
+        vault's data plane (needs its VNet when it is private). Every URI is registered
+        with the redactor."""
         from azure.core.exceptions import ResourceNotFoundError
 
+        pins = self._webhook_pins(ctx, resource)
+        if isinstance(pins, Unknown):
+            return pins
         secrets = ctx.state.secrets
         if secrets is None:
             raise LookupError("webhook receivers need a `secrets` section (their URIs)")
@@ -424,29 +457,46 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
         vault_uri = vault.fields.get("properties.vaultUri") if vault is not None else None
         if not vault_uri:
             return Unknown(f"key_vault/{secrets.vault}.uri")
-        client = ctx.clients.secret_client(str(vault_uri))
         uris: dict[str, str] = {}
         for hook in resource.webhook_receivers:
-            try:
-                value = client.get_secret(hook.uri_secret).value
-            except ResourceNotFoundError:
-                return Unknown(f"key_vault_secret/{hook.uri_secret}")
+            value = ctx.written_secret(f"key_vault_secret/{hook.uri_secret}")
+            if value is None:
+                version = pins[hook.name].rpartition("@")[2]
+                client = ctx.clients.secret_client(str(vault_uri))
+                try:
+                    value = client.get_secret(hook.uri_secret, version).value
+                except ResourceNotFoundError:
+                    return Unknown(f"key_vault_secret/{hook.uri_secret}")
             if not value:
                 return Unknown(f"key_vault_secret/{hook.uri_secret}")
+            ctx.register_secret(value)
             uris[hook.name] = value
         return uris
-
-    def _webhook_digests(self, ctx: Context, resource: ActionGroup) -> dict[str, Any] | Unknown:
-        uris = self._webhook_uris(ctx, resource)
-        if isinstance(uris, Unknown):
-            return uris
-        return {name: _digest(uri) for name, uri in uris.items()}
 
     def declared(self, ctx: Context, resource: ActionGroup) -> dict[str, Any]:
         fields = self._plain(ctx, resource)
         if resource.webhook_receivers:  # else `webhookReceivers: []` already says it all
-            fields[WEBHOOK_URIS] = self._webhook_digests(ctx, resource)
+            fields[WEBHOOK_URIS] = self._webhook_pins(ctx, resource)
         return fields
+
+    def notes(self, ctx: Context, resource: ActionGroup) -> list[str]:
+        """What needs the VNet: writing webhook URIs reads them from a private vault."""
+        secrets = ctx.state.secrets
+        live = ctx.live(resource.address)
+        if not resource.webhook_receivers or secrets is None:
+            return []
+        vault = ctx.live(f"key_vault/{secrets.vault}")
+        access = vault.fields.get("properties.publicNetworkAccess") if vault else None
+        pins = self._webhook_pins(ctx, resource)
+        if str(access or "").lower() != "disabled" or (
+            live is not None and live.fields.get(WEBHOOK_URIS) == pins
+        ):
+            return []
+        return [
+            f"writing the webhook URIs reads them from Key Vault {secrets.vault}, whose data "
+            "plane is private: run apply inside the vault's VNet (plans compare Key Vault "
+            "versions and work from anywhere)"
+        ]
 
     def _plain(self, ctx: Context, resource: ActionGroup) -> dict[str, Any]:
         """The declared fields except the webhook URIs."""
@@ -479,14 +529,22 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
     def write(self, ctx: Context, resource: ActionGroup, live: Live | None) -> None:
         fields = self._plain(ctx, resource)
         uris = self._webhook_uris(ctx, resource)  # the values, read only now for the body
-        if isinstance(uris, Unknown):
-            raise LookupError(f"webhook URI not available: {uris.source}")
+        pins = self._webhook_pins(ctx, resource)
+        if isinstance(uris, Unknown) or isinstance(pins, Unknown):
+            missing = uris if isinstance(uris, Unknown) else pins
+            raise LookupError(f"webhook URI not available: {missing}")
         hooks = fields.pop("properties.webhookReceivers")
         base = writable_wire(live.raw) if live is not None else {}
         body = deep_merge(base, unflatten(fields))
         body["properties"]["webhookReceivers"] = [
             {**h, "serviceUri": uris[h["name"]]} for h in hooks
         ]
+        tags = {
+            k: v for k, v in (body.get("tags") or {}).items() if not k.startswith(WEBHOOK_PIN_TAG)
+        }
+        for name, pin in pins.items():
+            tags[_pin_tag(name)] = f"{pin}:{_digest(uris[name])}"
+        body["tags"] = tags
         self.put(ctx, resource, body, live.etag if live is not None else None)
 
 

@@ -1,15 +1,16 @@
 """Private endpoints (with their DNS zone group and the A records it makes) and NSG rules.
 
 A private endpoint owns its subnet, connection, NIC name, location, tags and ONE zone group
-(`dns_zone_group.name`); zone groups of other names (platform policy) are never touched. NSG
-rules are child resources of an existing NSG: the NSG itself is never written.
+(`dns_zone_group.name`; Azure allows one per endpoint): one of another name (a platform
+policy's) is used as it is when it covers the declared zones, else the endpoint is blocked.
+NSG rules are child resources of an existing NSG: the NSG itself is never written.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nsc_reconcile.changes import Unknown
+from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown
 from nsc_reconcile.model.network import NsgRule, PrivateEndpoint, RuleEnds
 from nsc_reconcile.resources.base import (
     ArmReconciler,
@@ -17,6 +18,7 @@ from nsc_reconcile.resources.base import (
     Live,
     Reconciler,
     deep_merge,
+    environment_of,
     flatten,
     is_managed,
     sdk_model,
@@ -36,6 +38,8 @@ DNS_RECORDS = "dnsRecords"
 _ZONE_CONFIGS = f"{ZONE_GROUP}.properties.privateDnsZoneConfigs"
 _AUTO = "properties.privateLinkServiceConnections"
 _MANUAL = "properties.manualPrivateLinkServiceConnections"
+# Connection states that need a new connection (the endpoint is created again).
+_DEAD = frozenset({"rejected", "disconnected"})
 
 
 def _rg_of(arm_id: str) -> str:
@@ -80,6 +84,8 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
     by writing the zone group again (Azure then rewrites the record)."""
 
     kind = "private_endpoint"
+    # It holds no data: delete and create again (its NIC, zone group, A records follow).
+    replace_policy = ReplacePolicy.AUTOMATED
     # Azure refuses to move an endpoint or change its connection or NIC name.
     immutable = frozenset(
         {
@@ -102,15 +108,24 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
         # AnotherOperationInProgress on the subnet: one write per subnet at a time.
         return f"subnet/{resource.subnet}"
 
-    def _get_zone_group(self, ctx: Context, resource: PrivateEndpoint) -> Any:
-        from azure.core.exceptions import ResourceNotFoundError
+    def _zone_groups(self, ctx: Context, resource: PrivateEndpoint) -> tuple[Any, Any]:
+        """(ours, foreign): the zone group named as declared, else the one of another name
+        (Azure allows one per endpoint; a platform policy may have made it)."""
+        groups = list(
+            ctx.clients.network.private_dns_zone_groups.list(resource.name, ctx.resource_group)
+        )
+        wanted = resource.dns_zone_group.name.lower()
+        ours = next((g for g in groups if str(g.name).lower() == wanted), None)
+        foreign = next((g for g in groups if str(g.name).lower() != wanted), None)
+        return ours, None if ours is not None else foreign
 
-        try:
-            return ctx.clients.network.private_dns_zone_groups.get(
-                ctx.resource_group, resource.name, resource.dns_zone_group.name
-            )
-        except ResourceNotFoundError:
-            return None
+    def _zone_ids(self, ctx: Context, resource: PrivateEndpoint) -> dict[str, str | None]:
+        """Declared zone name -> its ARM id (lower-cased), None when it does not exist."""
+        ids: dict[str, str | None] = {}
+        for zone in resource.dns_zone_group.zones:
+            live = ctx.live(f"private_dns_zone/{zone}")
+            ids[zone] = live.id.lower() if live is not None else None
+        return ids
 
     def _record_name(self, ctx: Context, resource: PrivateEndpoint) -> str | None:
         """The A record the platform writes: the target's custom subdomain, else its name."""
@@ -147,9 +162,27 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
             return None
         wire = to_wire(raw)
         folded = dict(wire)
-        zone_group = self._get_zone_group(ctx, resource)
+        ours, foreign = self._zone_groups(ctx, resource)
+        zone_group = ours or foreign
+        facts: dict[str, Any] = {"zone_group": zone_group}
         if zone_group is not None:
             folded[ZONE_GROUP] = to_wire(zone_group)
+        if foreign is not None:
+            # Compared on the declared zones only: its other zones are the platform's.
+            group = to_wire(foreign)
+            configs = (group.get("properties") or {}).get("privateDnsZoneConfigs") or []
+            zones = [str((c.get("properties") or {}).get("privateDnsZoneId", "")) for c in configs]
+            facts["foreign_zone_group"] = {"name": str(group.get("name")), "zones": zones}
+            declared = {z for z in self._zone_ids(ctx, resource).values() if z}
+            folded[ZONE_GROUP] = {
+                **group,
+                "properties": {
+                    **(group.get("properties") or {}),
+                    "privateDnsZoneConfigs": [
+                        c for c, z in zip(configs, zones, strict=True) if z.lower() in declared
+                    ],
+                },
+            }
         name = self._record_name(ctx, resource)
         if name is not None:
             folded[DNS_RECORDS] = {
@@ -161,8 +194,101 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
             raw=raw,
             etag=wire.get("etag"),
             managed=is_managed(wire.get("tags")),
-            facts={"zone_group": zone_group},
+            facts=facts,
+            environment=environment_of(wire.get("tags")),
         )
+
+    def refusal(self, ctx: Context, resource: PrivateEndpoint, live: Live | None) -> str | None:
+        """A zone group of another name that does not register the endpoint in the declared
+        zones: Azure refuses a second group, and rewriting the platform's is not ours to do."""
+        foreign = live.facts.get("foreign_zone_group") if live is not None else None
+        if not foreign:
+            return None
+        theirs = {str(z).lower() for z in foreign["zones"]}
+        missing = [z for z, i in self._zone_ids(ctx, resource).items() if i not in theirs]
+        if not missing:
+            return None
+        return (
+            f"already has DNS zone group '{foreign['name']}' (zones: "
+            f"{', '.join(foreign['zones']) or 'none'}), not made by nsc-reconcile (often an "
+            "Azure Policy DeployIfNotExists); Azure allows one zone group per endpoint, so "
+            f"'{resource.dns_zone_group.name}' cannot be added and {', '.join(missing)} would "
+            "get no A record. Either set `dns_zone_group.name: "
+            f"{foreign['name']}` to manage that group (its zones become the declared ones), "
+            "or declare the zones it uses instead"
+        )
+
+    def health(self, live: Live) -> list[FieldChange]:
+        """Besides a Failed endpoint: a Failed zone group (written again), and a connection
+        the target's owner Rejected or that is Disconnected (a new connection: the endpoint
+        is created again)."""
+        found = super().health(live)
+        group_state = live.fields.get(f"{ZONE_GROUP}.properties.provisioningState")
+        if isinstance(group_state, str) and group_state.lower() == "failed":
+            found.append(
+                FieldChange(f"{ZONE_GROUP}.properties.provisioningState", group_state, "Succeeded")
+            )
+        connection = _connection(live)
+        if connection is not None:
+            key, name, state = connection
+            status = str(state.get("status") or "")
+            if status.lower() in _DEAD:
+                after = "Pending" if key == _MANUAL else "Approved"
+                path = f"{key}[{name}].privateLinkServiceConnectionState.status"
+                found.append(FieldChange(path, status, after, requires_replacement=True))
+        return found
+
+    def notes(self, ctx: Context, resource: PrivateEndpoint) -> list[str]:
+        """A connection waiting for (or refused) approval, naming who decides; a zone group
+        of another name used as it is."""
+        live = ctx.live(resource.address)
+        if live is None:
+            return []
+        out = []
+        connection = _connection(live)
+        if connection is not None:
+            state = connection[2]
+            status = str(state.get("status") or "")
+            said = f' ("{state["description"]}")' if state.get("description") else ""
+            owner = self._owner(ctx, resource, live.id)
+            if status.lower() == "pending":
+                out.append(
+                    f"connection awaits approval (Pending{said}): {owner} must approve it; no "
+                    "traffic flows until then"
+                )
+            elif status.lower() in _DEAD:
+                out.append(
+                    f"connection is {status}{said}: it needs a new connection, so apply "
+                    f"--allow-replace creates the endpoint again; then {owner} approves it "
+                    "unless it is approved automatically"
+                )
+        foreign = live.facts.get("foreign_zone_group")
+        if foreign and self.refusal(ctx, resource, live) is None:
+            out.append(
+                f"uses DNS zone group '{foreign['name']}' (not made by nsc-reconcile, e.g. an "
+                "Azure Policy's) as it is: it already registers the endpoint in the declared "
+                "zones, and Azure allows one zone group per endpoint"
+            )
+        return out
+
+    def _owner(self, ctx: Context, resource: PrivateEndpoint, endpoint_id: str) -> str:
+        """Who approves: the owner of the target, named with its id, and the target-side
+        connection id when the target shows it."""
+        target = ctx.live(resource.target)
+        if target is None:
+            return f"the owner of {resource.target}"
+        text = f"the owner of {resource.target} ({target.id})"
+        for connection in (
+            to_wire(target.raw).get("properties", {}).get("privateEndpointConnections") or []
+        ):
+            ref = ((connection.get("properties") or {}).get("privateEndpoint") or {}).get("id")
+            if str(ref or "").lower() == endpoint_id.lower() and connection.get("id"):
+                text += (
+                    " (portal: the target's Networking > Private endpoint connections, or "
+                    f"`az network private-endpoint-connection approve --id {connection['id']}`)"
+                )
+                break
+        return text
 
     def declared(self, ctx: Context, resource: PrivateEndpoint) -> dict[str, Any]:
         """The endpoint's fields (REST paths), then the zone group's and the A records'."""
@@ -242,7 +368,9 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
         declared = self.declared(ctx, resource)
         own = {k: v for k, v in declared.items() if not k.startswith((ZONE_GROUP, DNS_RECORDS))}
         rest = {k: v for k, v in declared.items() if k not in own}
-        endpoint_changes = self.changes(own, live)
+        broken = self.health(live) if live is not None else []
+        endpoint_changes = self.field_changes(own, live)
+        endpoint_changes += [c for c in broken if not c.path.startswith(ZONE_GROUP)]
         if live is not None and any(c.requires_replacement for c in endpoint_changes):
             # Only reached with --allow-replace (the engine refuses otherwise). An endpoint
             # holds no data: delete it (its NIC, zone group and A records go with it), recreate.
@@ -252,10 +380,12 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
             live = None
         if live is None or endpoint_changes:
             self._put_endpoint(ctx, resource, own, live)
-        dns_changes = self.changes(rest, live)
+        dns_changes = self.field_changes(rest, live)
+        dns_changes += [c for c in broken if c.path.startswith(ZONE_GROUP)]
         if live is None or dns_changes:
             zone_group = live.facts.get("zone_group") if live is not None else None
-            self._put_zone_group(ctx, resource, rest[_ZONE_CONFIGS], zone_group)
+            foreign = bool(live.facts.get("foreign_zone_group")) if live is not None else False
+            self._put_zone_group(ctx, resource, rest[_ZONE_CONFIGS], zone_group, foreign)
 
     def _put_endpoint(
         self, ctx: Context, resource: PrivateEndpoint, own: dict[str, Any], live: Live | None
@@ -282,18 +412,22 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
         resource: PrivateEndpoint,
         configs: list[dict[str, Any]],
         zone_group: Any,
+        foreign: bool = False,
     ) -> None:
-        """Write our zone group; Azure (re)writes the A records in its zones."""
+        """Write our zone group; Azure (re)writes the A records in its zones. A group of
+        another name that covers our zones (a platform policy's) is written back as it is:
+        its zones are not ours to drop."""
         from azure.mgmt.network.models import PrivateDnsZoneGroup
 
         base = writable_wire(zone_group) if zone_group is not None else {}
-        body = deep_merge(base, {"properties": {"privateDnsZoneConfigs": configs}})
-        body["name"] = resource.dns_zone_group.name
+        name = resource.dns_zone_group.name
+        if foreign and zone_group is not None:
+            body, name = base, str(zone_group.name)
+        else:
+            body = deep_merge(base, {"properties": {"privateDnsZoneConfigs": configs}})
+        body["name"] = name
         ctx.clients.network.private_dns_zone_groups.begin_create_or_update(
-            ctx.resource_group,
-            resource.name,
-            resource.dns_zone_group.name,
-            sdk_model(PrivateDnsZoneGroup, body),
+            ctx.resource_group, resource.name, name, sdk_model(PrivateDnsZoneGroup, body)
         ).result()
 
     def output(self, ctx: Context, resource: PrivateEndpoint, live: Live, name: str) -> Any:
@@ -332,6 +466,16 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
                 if ip:
                     return str(ip)
         return None
+
+
+def _connection(live: Live) -> tuple[str, str, dict[str, Any]] | None:
+    """(list path, name, privateLinkServiceConnectionState) of the endpoint's connection."""
+    props = to_wire(live.raw).get("properties") or {}
+    for key in (_AUTO, _MANUAL):
+        for connection in props.get(key.split(".", 1)[1]) or []:
+            state = (connection.get("properties") or {}).get("privateLinkServiceConnectionState")
+            return key, str(connection.get("name") or ""), dict(state or {})
+    return None
 
 
 # ------------------------------------------------------------------------------ NSG rules

@@ -1,14 +1,17 @@
 """Azure OpenAI accounts (Cognitive Services, kind OpenAI) and their model deployments.
 
 Owns the account's private-only settings, subdomain, SKU, location and our tags, and each
-deployment's SKU/capacity, model and upgrade option. Reads with one GET; the account's API
+deployment's SKU/capacity, model and upgrade option (with auto-upgrade on, a newer model
+version Azure moved to is kept). Reads with one GET; the account's API
 keys are an output read with `listKeys` (POST) only when a secret needs them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from nsc_reconcile.changes import FieldChange
 from nsc_reconcile.model.openai import ModelDeployment, OpenAIAccount
 from nsc_reconcile.resources.base import (
     ArmReconciler,
@@ -50,6 +53,10 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
 
     kind = "openai_account"
     immutable = frozenset({"kind", "location", "properties.customSubDomainName"})
+    replace_steps = (
+        "replacing {name} would lose its keys, deployments and private endpoint connection: "
+        "delete and purge it deliberately, then apply again"
+    )
     set_like = frozenset({"properties.networkAcls.ipRules"})
 
     def resource_id(self, ctx: Context, resource: OpenAIAccount) -> str:
@@ -128,11 +135,51 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
         return super().output(ctx, resource, live, name)
 
 
+_VERSION = "properties.model.version"
+_UPGRADE_OPTION = "properties.versionUpgradeOption"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _newer(live: Any, declared: Any) -> bool:
+    """Whether model version ``live`` is known to be newer than ``declared``: both carry an
+    ISO date (``2024-07-18``, ``turbo-2024-04-09``) or both are numbers (``1``, ``2``). Other
+    pairs cannot be ordered, so they are not taken as an upgrade."""
+    if not isinstance(live, str) or not isinstance(declared, str):
+        return False
+    live_date, declared_date = _ISO_DATE.search(live), _ISO_DATE.search(declared)
+    if live_date and declared_date:
+        return live_date.group() > declared_date.group()
+    if live.isdigit() and declared.isdigit():
+        return int(live) > int(declared)
+    return False
+
+
+def upgraded_by_azure(upgrade_option: Any, declared: Any, live: Any) -> bool:
+    """True when the live model version is one Azure moved the deployment to and the desired
+    state lets it: an upgrade option other than NoAutoUpgrade and a newer live version. Such
+    a version is kept, never written back to the declared one."""
+    return upgrade_option != "NoAutoUpgrade" and _newer(live, declared)
+
+
 class ModelDeploymentReconciler(ArmReconciler[ModelDeployment]):
     """A model deployment of one account; writes under one account are serialized (Azure
-    answers 409 RequestConflict to parallel deployment writes)."""
+    answers 409 RequestConflict to parallel deployment writes). With an auto-upgrade option,
+    a newer model version Azure moved it to is no change and is kept on later writes."""
 
     kind = "openai_deployment"
+
+    def changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
+        if live is not None and upgraded_by_azure(
+            desired.get(_UPGRADE_OPTION), desired.get(_VERSION), live.fields.get(_VERSION)
+        ):
+            desired = {**desired, _VERSION: live.fields[_VERSION]}
+        return super().changes(desired, live)
+
+    def write(self, ctx: Context, resource: ModelDeployment, live: Live | None) -> None:
+        version = live.fields.get(_VERSION) if live is not None else None
+        if upgraded_by_azure(resource.version_upgrade_option, resource.model_version, version):
+            resource = resource.model_copy(update={"model_version": version})
+        super().write(ctx, resource, live)
 
     def resource_id(self, ctx: Context, resource: ModelDeployment) -> str:
         return f"{_account_id(ctx, resource.account)}/deployments/{resource.name}"

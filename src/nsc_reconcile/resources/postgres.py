@@ -7,7 +7,7 @@ Key Vault only to create the server and is never declared, compared, logged or r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nsc_reconcile.changes import Unknown
 from nsc_reconcile.model.postgres import Database, PostgresqlServer
@@ -49,6 +49,14 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
 
     kind = "postgresql_server"
     immutable = frozenset({"location", "properties.administratorLogin"})
+    # The rule: any other state (Disabled, Dropping, a failed create...) needs a write.
+    ready_states: ClassVar[dict[str, tuple[str, ...]]] = {
+        "properties.state": ("Ready", "Stopped", "Updating")
+    }
+    replace_steps = (
+        "replacing {name} would delete its data: create a new server, migrate (dump/restore) "
+        "by hand, then point the desired state at it"
+    )
 
     def resource_id(self, ctx: Context, resource: PostgresqlServer) -> str:
         return _server_id(ctx, resource.name)
@@ -94,7 +102,9 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
                 f"{resource.name} would delete its data, so it is not automated: migrate "
                 "(dump/restore) to a new server by hand"
             )
-        changed = {c.path for c in changes}
+        changed = {c.path for c in changes if c.path in declared}
+        if len(changed) < len(changes):  # unhealthy (health): repair by sending all we own
+            changed |= {p for p in declared if p not in self.immutable}
         patch: dict[str, Any] = {}
         if changed & {"sku.name", "sku.tier"}:  # PATCH takes the SKU as a whole
             patch["sku.name"] = declared["sku.name"]
@@ -158,6 +168,7 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
             ) from None
         if not value:
             raise AdminPasswordUnavailableError(f"secret {name} in Key Vault {vault} is empty")
+        ctx.register_secret(str(value))  # an error echoing the request body stays redacted
         return str(value)
 
     def output(self, ctx: Context, resource: PostgresqlServer, live: Live, name: str) -> Any:
@@ -175,6 +186,9 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
 
     kind = "postgresql_database"
     tagged = False
+    replace_steps = (
+        "replacing database {name} would delete its data: create a new database and migrate by hand"
+    )
     immutable = frozenset({"properties.charset", "properties.collation"})
 
     def resource_id(self, ctx: Context, resource: Database) -> str:

@@ -31,7 +31,7 @@ class PrivateDnsZoneReconciler(ArmReconciler[PrivateDnsZone]):
         ).result()
 
     def declared(self, ctx: Context, resource: PrivateDnsZone) -> dict[str, Any]:
-        return {"location": "global", **tag_fields(ctx.tags(resource.tags))}
+        return {"location": "global", **tag_fields(ctx.tags(resource.tags, shared=resource.shared))}
 
 
 class PrivateDnsZoneLinkReconciler(ArmReconciler[PrivateDnsZoneLink]):
@@ -79,7 +79,7 @@ class PrivateDnsZoneLinkReconciler(ArmReconciler[PrivateDnsZoneLink]):
             "properties.virtualNetwork.id": vnet_id,
             "properties.registrationEnabled": resource.registration_enabled,
             "properties.resolutionPolicy": resource.resolution_policy,
-            **tag_fields(ctx.tags(resource.tags)),
+            **tag_fields(ctx.tags(resource.tags, shared=resource.shared)),
         }
 
 

@@ -1,101 +1,86 @@
-"""Key Vault secrets: compared without reading values, written through either plane.
+"""Key Vault secrets: compared through tags and versions from one ARM GET (which never returns a
+value and works when the vault's data plane is private), written through either plane.
 
-Read: one ARM GET of ``Microsoft.KeyVault/vaults/secrets`` (works when the vault's data
-plane is private; never returns the value). A value is compared through a tag the tool keeps
-on the secret, ``nsc-value-sha256`` = SHA-256 hex of ``"nsc-reconcile:<secret name>:" +
-value`` (salted with the name so equal values in two secrets do not look equal). A plain
-setting (``sensitive: false``) keeps its value readable in ``nsc-value`` instead. Each value
-write pins the version it made in ``nsc-version``: a newer version (someone set a value and
-copied our tags) makes the value tag unverified, hence a change. A generated
-secret is compared by existence only (generated once, never regenerated); an external one
-must exist and is never written. Write: data plane, ARM control plane, or data plane falling
-back to the control plane (``secrets.write_path``). Values never reach a message or a log.
+Every value we set is pinned: ``nsc-version`` = the version it made; another current version
+means someone else set a value (a change). A generated secret is compared by existence only
+(made once); a plain setting (``sensitive: false``) keeps its value in ``nsc-value``; a sensitive
+value from an output or the environment carries ``nsc-value-hmac`` = HMAC-SHA256 keyed with the
+vault's own ``nsc-reconcile-mac-key`` secret (vault_mac.py). Why keyed, not versions alone: only
+a value tag tells whether the vault still holds the *current* source value (say, after an OpenAI
+key rotation); why keyed, not the former unkeyed ``nsc-value-sha256``: anyone with Reader on the
+vault could test guesses against that offline, while the key never leaves the vault but into a
+run's memory. The key is read through the data plane: from outside the VNet the value cannot be
+compared, so the plan compares versions only (ours, unchanged since our last write) and says so
+in a note. Migration: an old ``nsc-value-sha256`` tag is checked once (it still proves the value)
+and replaced in a tags-only update the plan shows; where the key cannot be read it is only removed.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
-import secrets
-import string
+import threading
+import weakref
 from typing import Any
 
 from nsc_reconcile.changes import Unknown
 from nsc_reconcile.model.secrets import Generate, KeyVaultSecret, parse_output_ref
-from nsc_reconcile.resources.base import ArmReconciler, Context, Live, Reconciler, sdk_model
-from nsc_reconcile.retry import status_of
+from nsc_reconcile.resources.base import ArmReconciler, Context, Live, Reconciler, to_wire
+from nsc_reconcile.resources.vault_mac import MAC_KEY_SECRET, MacKey, MacKeys, value_mac
+from nsc_reconcile.resources.vault_writer import (
+    VERSION_TAG,
+    OnSet,
+    SecretSourceError,
+    SecretWriter,
+    generate,
+    version_of,
+)
+
+__all__ = [
+    "LEGACY_TAG",
+    "MAC_TAG",
+    "RECONCILERS",
+    "VALUE_TAG",
+    "VERSION_TAG",
+    "KeyVaultSecretReconciler",
+    "SecretSourceError",
+]
 
 VAULT_TYPE = "Microsoft.KeyVault/vaults"
-HASH_TAG = "nsc-value-sha256"  # sensitive secrets: salted SHA-256 of the value
+MAC_TAG = "nsc-value-hmac"  # sensitive values: keyed MAC of the value
 VALUE_TAG = "nsc-value"  # plain settings (sensitive: false): the value itself
-VERSION_TAG = "nsc-version"  # the version our last value write made
+LEGACY_TAG = "nsc-value-sha256"  # the former unkeyed hash: verified once, then removed
 UNVERIFIED = "(unverified: a version written by someone else)"
+LEGACY_SHOWN = "(unkeyed SHA-256 of the value: replaced by a keyed tag)"
+PENDING = "(keyed digest, computed when written)"  # displayed as "(sensitive)"
 _TAG_MAX = 256  # Azure's limit for a tag value
-
-_ALPHABETS = {
-    "alphanumeric": string.ascii_letters + string.digits,
-    "hex": "0123456789abcdef",
-    "urlsafe": string.ascii_letters + string.digits + "-_",
-}
+_VALUE_TAGS = (MAC_TAG, VALUE_TAG, LEGACY_TAG)
 
 
-class SecretSourceError(Exception):
-    """A secret's value cannot be obtained; the message names the source, never a value."""
+class _Verdict(enum.Enum):
+    """Whether the vault holds the desired value, as far as this run can tell."""
 
-
-def value_hash(name: str, value: str) -> str:
-    """The ``nsc-value-sha256`` tag of secret ``name`` holding ``value``."""
-    return hashlib.sha256(f"nsc-reconcile:{name}:{value}".encode()).hexdigest()
-
-
-def generate(spec: Generate) -> str:
-    """A fresh random value from the OS's CSPRNG (``secrets``)."""
-    alphabet = _ALPHABETS[spec.alphabet]
-    return spec.prefix + "".join(secrets.choice(alphabet) for _ in range(spec.length))
-
-
-def _inner_code(error: BaseException) -> str | None:
-    """The Key Vault ``innererror.code`` of an SDK error (e.g. ForbiddenByConnection)."""
-    odata = getattr(error, "error", None)
-    inner = getattr(odata, "innererror", None)
-    if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-        return str(inner["code"])
-    response = getattr(error, "response", None)
-    try:
-        body = response.json() if response is not None else None
-    except Exception:  # not JSON: no inner code
-        return None
-    if isinstance(body, dict):
-        found = (body.get("error") or {}).get("innererror") or {}
-        if isinstance(found, dict) and isinstance(found.get("code"), str):
-            return str(found["code"])
-    return None
-
-
-def _is_deleted_conflict(error: BaseException) -> bool:
-    """409 because the name is soft-deleted (data plane: inner code; ARM: the message)."""
-    if status_of(error) != 409:
-        return False
-    if _inner_code(error) == "ObjectIsDeletedButRecoverable":
-        return True
-    message = str(getattr(getattr(error, "error", None), "message", "") or "")
-    return "deleted but recoverable" in message.lower()
-
-
-def _is_unreachable(error: BaseException) -> bool:
-    """The data plane refused us as an outsider: no route, or 403 ForbiddenByConnection."""
-    from azure.core.exceptions import ServiceRequestError
-
-    if isinstance(error, ServiceRequestError | ConnectionError):
-        return True
-    return status_of(error) == 403 and _inner_code(error) == "ForbiddenByConnection"
+    SAME = "same"  # a value tag proves it
+    TRUSTED = "trusted"  # the value cannot be compared from here; the version is ours
+    DIFFERENT = "different"  # another value, or a version someone else wrote
+    UNPROVEN = "unproven"  # no value tag, data plane reachable: read the value to know
 
 
 class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
     """One secret of ``state.secrets.vault``; see the module docstring for the comparison."""
 
     kind = "key_vault_secret"
-    sensitive = frozenset({f"tags.{HASH_TAG}"})
+    sensitive = frozenset({f"tags.{MAC_TAG}"})
+
+    def __init__(self) -> None:
+        self._keys = MacKeys()
+        self._lock = threading.Lock()
+        # address -> (version, tags, content type) of a value set in this run whose tags may
+        # not be written yet: a retried write pins that version instead of setting another.
+        self._made: weakref.WeakKeyDictionary[
+            Context, dict[str, tuple[str, dict[str, str], str | None]]
+        ] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ where
     def _vault(self, ctx: Context) -> str:
@@ -116,6 +101,9 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
     def resource_id(self, ctx: Context, resource: KeyVaultSecret) -> str:
         return f"{self._vault_id(ctx)}/secrets/{resource.name}"
 
+    def _writer(self, ctx: Context, name: str) -> SecretWriter:
+        return SecretWriter(ctx, self._vault(ctx), self._vault_group(ctx), name)
+
     # ------------------------------------------------------------------ read
     def get(self, ctx: Context, resource: KeyVaultSecret) -> Any:
         return ctx.clients.keyvault_mgmt.secrets.get(
@@ -126,8 +114,17 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         live = super().read(ctx, resource)
         if live is not None and _external(resource):
             live.managed = None  # never written, so never needs to be ours
-        if live is not None:
-            _distrust_foreign_version(live)
+        return live
+
+    def refine(self, ctx: Context, resource: KeyVaultSecret, live: Live) -> Live:
+        """Value tags as the plan may show them: the unkeyed hash never, a value tag of a
+        version someone else wrote as UNVERIFIED. Pure; ``raw`` keeps the tags as read."""
+        if f"tags.{LEGACY_TAG}" in live.fields:
+            live.fields[f"tags.{LEGACY_TAG}"] = LEGACY_SHOWN  # the hash itself is never shown
+        if _foreign_version(live):
+            for tag in _VALUE_TAGS:
+                if f"tags.{tag}" in live.fields:
+                    live.fields[f"tags.{tag}"] = UNVERIFIED
         return live
 
     # ------------------------------------------------------------------ desired
@@ -174,72 +171,202 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         fields: dict[str, Any] = {f"tags.{k}": v for k, v in ctx.tags().items()}
         if resource.content_type is not None:
             fields["properties.contentType"] = resource.content_type
+        with self._lock:
+            made = self._made.get(ctx, {}).get(resource.address)
+        if made is not None:  # set in this run, its pin not written yet (the write failed)
+            fields[f"tags.{VERSION_TAG}"] = made[0]
+        live = ctx.live(resource.address)
+        if live is not None and f"tags.{LEGACY_TAG}" in live.fields:
+            fields[f"tags.{LEGACY_TAG}"] = None  # the unkeyed hash goes (see module docstring)
         value = self._value(ctx, resource)
         if isinstance(value, Unknown):
-            fields[f"tags.{HASH_TAG}"] = value
+            fields[f"tags.{MAC_TAG if resource.sensitive else VALUE_TAG}"] = value
+        elif value is not None and _plain(resource, value):
+            fields[f"tags.{VALUE_TAG}"] = value
         elif value is not None:
-            if not resource.sensitive and len(value) <= _TAG_MAX:
-                fields[f"tags.{VALUE_TAG}"] = value
-            else:
-                fields[f"tags.{HASH_TAG}"] = value_hash(resource.name, value)
+            fields.update(self._mac_fields(ctx, resource, live, value))
         return fields
+
+    def _mac_fields(
+        self, ctx: Context, resource: KeyVaultSecret, live: Live | None, value: str
+    ) -> dict[str, Any]:
+        """The desired ``nsc-value-hmac`` tag: the live one when the value is proven or cannot
+        be compared here; else the new tag, or PENDING when it needs a key we do not have."""
+        path = f"tags.{MAC_TAG}"
+        verdict, key = self._judge(ctx, resource, live, value)
+        if verdict is _Verdict.SAME and live is not None and path in live.fields:
+            return {path: live.fields[path]}
+        if verdict is _Verdict.TRUSTED:
+            return {path: live.fields[path]} if live is not None and path in live.fields else {}
+        if key.key is not None:
+            return {path: value_mac(key.key, resource.name, value)}
+        if verdict is _Verdict.SAME and key.unavailable:
+            return {}  # a proven value whose keyed tag cannot be made here: old tag removed only
+        return {path: PENDING}
+
+    def _judge(
+        self, ctx: Context, resource: KeyVaultSecret, live: Live | None, value: str
+    ) -> tuple[_Verdict, MacKey]:
+        """Compare ``value`` with the secret through its tags; reads the MAC key (data plane)
+        only when a keyed tag must be checked. Never writes."""
+        if live is None or _foreign_version(live):
+            return _Verdict.DIFFERENT, MacKey(absent=True)
+        tags = _raw_tags(live)
+        key = self._keys.get(ctx, self._writer(ctx, MAC_KEY_SECRET))
+        if LEGACY_TAG in tags and MAC_TAG not in tags:
+            same = _legacy_hash(resource.name, value) == tags[LEGACY_TAG]
+            return (_Verdict.SAME if same else _Verdict.DIFFERENT), key
+        if key.unavailable:
+            ours = tags.get(VERSION_TAG) is not None
+            return (_Verdict.TRUSTED if ours else _Verdict.DIFFERENT), key
+        if MAC_TAG in tags and key.key is not None:
+            same = value_mac(key.key, resource.name, value) == tags[MAC_TAG]
+            return (_Verdict.SAME if same else _Verdict.DIFFERENT), key
+        return _Verdict.UNPROVEN, key  # no keyed tag (or no key yet): the value must be read
+
+    def notes(self, ctx: Context, resource: KeyVaultSecret) -> list[str]:
+        """Says when the value was compared by version only (the data plane is private)."""
+        try:
+            live = ctx.live(resource.address)
+            value = self._value(ctx, resource) if live is not None else None
+            if not isinstance(value, str) or _plain(resource, value):
+                return []
+            verdict, key = self._judge(ctx, resource, live, value)
+        except Exception:  # desired() already reports any error as blocked
+            return []
+        if verdict is not _Verdict.TRUSTED:
+            return []
+        return [
+            f"value compared by version only: the key of its {MAC_TAG} tag cannot be read "
+            f"here ({key.reason}); the current version is the one nsc-reconcile wrote last. "
+            "Comparing the value itself (e.g. after its source rotated) needs the vault's data "
+            "plane: run plan inside the vault's VNet"
+        ]
 
     # ------------------------------------------------------------------ write
     def write(self, ctx: Context, resource: KeyVaultSecret, live: Live | None) -> None:
         """Set the value (a new version) only when it differs or the secret is missing;
         otherwise update tags/content type on the current version. A generated value is
         made only when the secret does not exist (also not after a soft-delete: the
-        recovered value is kept). Raises SecretSourceError for an external secret."""
+        recovered value is kept), and once per run even when a retry follows a failure
+        after the value was set. Raises SecretSourceError for an external secret."""
         if _external(resource):
             raise SecretSourceError(
                 f"external secret {resource.name} is managed outside this tool: never written"
             )
-        ours = self.declared(ctx, resource)
-        tags = {**_live_tags(live), **{k[5:]: v for k, v in ours.items() if k.startswith("tags.")}}
+        address = resource.address
+        writer = self._writer(ctx, resource.name)
+        with self._lock:
+            made = self._made.get(ctx, {}).get(address)
+        if made is not None:  # a retry: our value is set, only its tags may be missing
+            writer.pin(*made)
+            self._forget(ctx, address)
+            return
+        tags = {**_live_tags(live), **ctx.tags()}
         content_type = resource.content_type
         value = self._value(ctx, resource)
         if isinstance(value, Unknown):
             raise SecretSourceError(f"secret {resource.name}: {value} is not available")
-        writer = _Writer(ctx, self._vault(ctx), self._vault_group(ctx), resource.name)
-        address = f"{self.kind}/{resource.name}"
-        if live is None:
-            if value is None:  # generate: once, never again once it exists
-                made = writer.create_generated(_generate_spec(resource), tags, content_type)
-                if made is not None:
-                    ctx.remember_secret(address, made)
+        if value is None:  # generated: once, never again once it exists
+            if live is None:
+                self._create_generated(ctx, resource, writer, tags)
+                self._forget(ctx, address)
             else:
-                writer.set(value, tags, content_type)
-                ctx.remember_secret(address, value)
+                writer.update(tags, content_type)
             return
-        same_value = all(
-            live.fields.get(path) == ours[path]
-            for path in (f"tags.{HASH_TAG}", f"tags.{VALUE_TAG}")
-            if path in ours
-        )
-        if value is not None and not same_value:
-            writer.set(value, tags, content_type)
-            ctx.remember_secret(address, value)
+        if _plain(resource, value):
+            tags[VALUE_TAG] = value
+            same = live is not None and live.fields.get(f"tags.{VALUE_TAG}") == value
         else:
+            same = self._same_for_write(ctx, resource, live, value, writer, tags)
+        if same:
             writer.update(tags, content_type)
+        else:
+            writer.set(value, tags, content_type, self._on_set(ctx, resource, value, tags))
+            self._forget(ctx, address)
+
+    def _forget(self, ctx: Context, address: str) -> None:
+        """The value set in this run is pinned: a later write starts afresh."""
+        with self._lock:
+            self._made.get(ctx, {}).pop(address, None)
+
+    def _same_for_write(
+        self,
+        ctx: Context,
+        resource: KeyVaultSecret,
+        live: Live | None,
+        value: str,
+        writer: SecretWriter,
+        tags: dict[str, str],
+    ) -> bool:
+        """Whether the vault already holds ``value``; adds the value tag to ``tags`` (keyed,
+        creating the vault's key on first use; none when the key cannot be read here)."""
+        verdict, _ = self._judge(ctx, resource, live, value)
+        if verdict is _Verdict.UNPROVEN:  # the data plane is reachable: look at the value
+            assert live is not None
+            version = version_of(live.fields.get("properties.secretUriWithVersion"))
+            current = writer.client().get_secret(resource.name, version).value
+            verdict = _Verdict.SAME if current == value else _Verdict.DIFFERENT
+        key = self._keys.ensure(ctx, lambda name: self._writer(ctx, name))
+        if key.key is not None:
+            tags[MAC_TAG] = value_mac(key.key, resource.name, value)
+        elif verdict is _Verdict.TRUSTED and live is not None:
+            kept = _raw_tags(live).get(MAC_TAG)
+            if kept is not None:
+                tags[MAC_TAG] = kept
+        return verdict in (_Verdict.SAME, _Verdict.TRUSTED)
+
+    def _create_generated(
+        self, ctx: Context, resource: KeyVaultSecret, writer: SecretWriter, tags: dict[str, str]
+    ) -> None:
+        value = generate(_generate_spec(resource))
+        ctx.register_secret(value)
+        on_set = self._on_set(ctx, resource, value, tags)
+        writer.create_once(value, tags, resource.content_type, on_set)
+
+    def _on_set(
+        self, ctx: Context, resource: KeyVaultSecret, value: str, tags: dict[str, str]
+    ) -> OnSet:
+        """What to remember the moment a value is set (before its tags are pinned)."""
+
+        def remember(version: str) -> None:
+            ctx.remember_secret(resource.address, value)
+            with self._lock:
+                made = self._made.setdefault(ctx, {})
+                made[resource.address] = (version, dict(tags), resource.content_type)
+
+        return remember
 
     def output(self, ctx: Context, resource: KeyVaultSecret, live: Live, name: str) -> Any:
         if name == "uri":
             return live.fields.get("properties.secretUri")
+        if name == "version":  # the current version (compared by those that use the value)
+            return version_of(live.fields.get("properties.secretUriWithVersion"))
         return super().output(ctx, resource, live, name)
 
 
-def _distrust_foreign_version(live: Live) -> None:
-    """A value tag vouches only for the version we wrote: when the current version is not
-    the one pinned in ``nsc-version`` (someone set a new value and copied our tags), the
-    value is unverified, which differs from any desired value."""
-    pinned = live.fields.get(f"tags.{VERSION_TAG}")
-    uri = str(live.fields.get("properties.secretUriWithVersion") or "")
-    current = uri.rstrip("/").rsplit("/", 1)[-1] if uri else None
-    if pinned is None or current is None or str(pinned).lower() == current.lower():
-        return
-    for tag in (HASH_TAG, VALUE_TAG):
-        if f"tags.{tag}" in live.fields:
-            live.fields[f"tags.{tag}"] = UNVERIFIED
+def _plain(resource: KeyVaultSecret, value: str) -> bool:
+    """A value kept readable in ``nsc-value`` (a setting, short enough for a tag)."""
+    return not resource.sensitive and len(value) <= _TAG_MAX
+
+
+def _legacy_hash(name: str, value: str) -> str:
+    """The former unkeyed ``nsc-value-sha256`` tag: only ever compared, never written."""
+    return hashlib.sha256(f"nsc-reconcile:{name}:{value}".encode()).hexdigest()
+
+
+def _foreign_version(live: Live) -> bool:
+    """The current version is not the one pinned in ``nsc-version`` (someone set a new value
+    and copied our tags): no value tag vouches for it."""
+    pinned = _raw_tags(live).get(VERSION_TAG)
+    current = version_of(live.fields.get("properties.secretUriWithVersion"))
+    return pinned is not None and current is not None and pinned.lower() != current.lower()
+
+
+def _raw_tags(live: Live) -> dict[str, str]:
+    """The tags as read (``fields`` hides the unkeyed hash and distrusted value tags)."""
+    raw = live.raw if isinstance(live.raw, dict) else to_wire(live.raw) if live.raw else {}
+    return {str(k): str(v) for k, v in (raw.get("tags") or {}).items() if v is not None}
 
 
 def _external(resource: KeyVaultSecret) -> bool:
@@ -255,163 +382,11 @@ def _generate_spec(resource: KeyVaultSecret) -> Generate:
 
 def _live_tags(live: Live | None) -> dict[str, str]:
     """Tags already on the secret (others' tags survive our writes), without our value
-    tags: a stale ``nsc-value`` must not outlive a switch to ``sensitive``."""
+    tags: a stale ``nsc-value`` must not outlive a switch to ``sensitive``, and the unkeyed
+    hash is dropped by every write."""
     if live is None:
         return {}
-    return {
-        k[5:]: str(v)
-        for k, v in live.fields.items()
-        if k.startswith("tags.") and v is not None and k[5:] not in (HASH_TAG, VALUE_TAG)
-    }
-
-
-class _Writer:
-    """Writes one secret through the plane ``state.secrets.write_path`` says."""
-
-    def __init__(self, ctx: Context, vault: str, group: str, name: str) -> None:
-        self.ctx = ctx
-        self.vault = vault
-        self.group = group
-        self.name = name
-        assert ctx.state.secrets is not None
-        self.path = ctx.state.secrets.write_path
-
-    # -- planes -------------------------------------------------------------------------
-    def _client(self) -> Any:
-        uri = self.ctx.output(f"key_vault/{self.vault}", "uri")
-        if not isinstance(uri, str) or not uri:
-            raise SecretSourceError(f"key_vault/{self.vault} reports no vault URI")
-        return self.ctx.clients.secret_client(uri)
-
-    def _either(self, data_plane: Any, control_plane: Any) -> None:
-        if self.path == "control_plane":
-            control_plane()
-            return
-        if self.path == "data_plane":
-            data_plane()
-            return
-        try:
-            data_plane()
-        except Exception as error:
-            if not _is_unreachable(error):
-                raise
-            control_plane()  # the vault's data plane is private: ARM can still write
-
-    def _recover(self) -> None:
-        """Recover a soft-deleted secret (data plane only: ARM has no recover operation)."""
-        self._client().begin_recover_deleted_secret(self.name).result()
-
-    # -- operations ---------------------------------------------------------------------
-    def set(self, value: str, tags: dict[str, str], content_type: str | None) -> None:
-        """A new version holding ``value`` (recovering a soft-deleted secret first)."""
-
-        def data_plane() -> None:
-            client = self._client()
-            try:
-                self._data_set(client, value, tags, content_type)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()
-                self._data_set(client, value, tags, content_type)
-
-        def control_plane() -> None:
-            try:
-                self._arm_put(value, tags, content_type)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()  # needs the data plane; fails clearly when it is private
-                self._arm_put(value, tags, content_type)
-
-        self._either(data_plane, control_plane)
-
-    def create_generated(
-        self, spec: Generate, tags: dict[str, str], content_type: str | None
-    ) -> str | None:
-        """Generate and set a value, unless a soft-deleted secret of that name comes back
-        on recovery: its value is kept (generated once means once). Returns the value set,
-        None when a recovered one was kept."""
-        value = generate(spec)
-        self.ctx.register_secret(value)
-        try:
-            self.set_if_absent(value, tags, content_type)
-        except _Recovered:
-            self.update(tags, content_type)
-            return None
-        return value
-
-    def set_if_absent(self, value: str, tags: dict[str, str], content_type: str | None) -> None:
-        def data_plane() -> None:
-            client = self._client()
-            try:
-                self._data_set(client, value, tags, content_type)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()
-                raise _Recovered() from None
-
-        def control_plane() -> None:
-            try:
-                self._arm_put(value, tags, content_type)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()
-                raise _Recovered() from None
-
-        self._either(data_plane, control_plane)
-
-    def update(self, tags: dict[str, str], content_type: str | None) -> None:
-        """Tags and content type of the current version; no new version, value untouched."""
-
-        def data_plane() -> None:
-            self._client().update_secret_properties(self.name, tags=tags, content_type=content_type)
-
-        def control_plane() -> None:
-            self._arm_patch(tags, content_type)
-
-        self._either(data_plane, control_plane)
-
-    def _data_set(
-        self, client: Any, value: str, tags: dict[str, str], content_type: str | None
-    ) -> None:
-        """Set through the data plane, then pin the new version in ``nsc-version``."""
-        made = client.set_secret(self.name, value, tags=tags, content_type=content_type)
-        version = made.properties.version
-        client.update_secret_properties(
-            self.name, version, tags={**tags, VERSION_TAG: version}, content_type=content_type
-        )
-
-    def _arm_put(self, value: str, tags: dict[str, str], content_type: str | None) -> None:
-        """Set through ARM, then pin the new version in ``nsc-version`` (ARM PATCH)."""
-        from azure.mgmt.keyvault.models import SecretCreateOrUpdateParameters
-
-        properties: dict[str, Any] = {"value": value}
-        if content_type is not None:
-            properties["contentType"] = content_type
-        body = {"properties": properties, "tags": tags}
-        made = self.ctx.clients.keyvault_mgmt.secrets.create_or_update(
-            self.group, self.vault, self.name, sdk_model(SecretCreateOrUpdateParameters, body)
-        )
-        uri = str(getattr(made.properties, "secret_uri_with_version", "") or "")
-        self._arm_patch({**tags, VERSION_TAG: uri.rstrip("/").rsplit("/", 1)[-1]}, content_type)
-
-    def _arm_patch(self, tags: dict[str, str], content_type: str | None) -> None:
-        from azure.mgmt.keyvault.models import SecretPatchParameters
-
-        properties: dict[str, Any] = {}
-        if content_type is not None:
-            properties["contentType"] = content_type
-        body = {"tags": tags, "properties": properties}
-        self.ctx.clients.keyvault_mgmt.secrets.update(
-            self.group, self.vault, self.name, sdk_model(SecretPatchParameters, body)
-        )
-
-
-class _Recovered(Exception):
-    """A soft-deleted secret was recovered instead of created."""
+    return {k: v for k, v in _raw_tags(live).items() if k not in _VALUE_TAGS}
 
 
 RECONCILERS: dict[str, Reconciler[Any]] = {"key_vault_secret": KeyVaultSecretReconciler()}

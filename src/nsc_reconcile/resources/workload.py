@@ -1,6 +1,7 @@
 """LangFuse on AKS (kind ``kubernetes_workload``): reads and server-side applies the objects of
 langfuse_manifests.py as ``nsc-reconcile``, filling the Secret from Key Vault; values never
-reach fields (a salted SHA-256 annotation stands for them). Exposed Services are drift."""
+reach fields (a salted SHA-256 annotation stands for them). Requests go through kubeapi.py.
+Exposure of the namespace by others (Services, Ingresses) is reported, changed only if adopted."""
 
 from __future__ import annotations
 
@@ -8,19 +9,29 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import threading
 import weakref
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
-from nsc_reconcile.changes import FieldChange, Unknown, diff_fields
+from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown, diff_fields
 from nsc_reconcile.model.workload import Langfuse
 from nsc_reconcile.resources.base import Context, Live, Reconciler
+from nsc_reconcile.resources.kubeapi import (
+    FieldConflictError,
+    WorkloadError,
+    call,
+    path_of,
+    server_side_apply,
+)
 from nsc_reconcile.resources.langfuse_manifests import (
     DEPENDENCIES,
     DIGEST_ANNOTATION,
     FIELD_MANAGER,
     MANAGED_BY,
+    VERSIONS_ANNOTATION,
     Inputs,
     Obj,
     base_object,
@@ -31,20 +42,23 @@ from nsc_reconcile.resources.langfuse_manifests import (
     values_digest,
 )
 
+__all__ = [
+    "CHANGED",
+    "FieldConflictError",
+    "LangfuseReconciler",
+    "WorkloadError",
+    "canonical_quantities",
+    "flat_fields",
+    "object_key",
+]
+
 CHANGED = "(changed outside nsc-reconcile)"
 EXPOSED_TYPES = ("LoadBalancer", "NodePort")
-APPLY = "application/apply-patch+yaml"
-
-# kind -> (API prefix, plural, namespaced)
-_ROUTES: dict[str, tuple[str, str, bool]] = {
-    "Namespace": ("/api/v1", "namespaces", False),
-    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
-    "Secret": ("/api/v1", "secrets", True),
-    "Service": ("/api/v1", "services", True),
-    "Deployment": ("/apis/apps/v1", "deployments", True),
-    "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
-}
-# Written in this order: what a pod needs exists before the pod's owner.
+# Objects always applied with force: the Services keep LangFuse internal (private-only) and
+# the Secret's values come from Key Vault; both win over any other field manager.
+_ALWAYS_FORCED = ("Service", "Secret")
+# Flat paths holding Kubernetes quantities (container resources, claim sizes).
+_QUANTITY_PATH = re.compile(r"\.resources\.(?:requests|limits)\.[^.\[\]]+$")
 # Metadata the server owns; never compared.
 _SERVER_METADATA = (
     "name", "namespace", "uid", "resourceVersion", "creationTimestamp", "generation",
@@ -56,10 +70,6 @@ _IMMUTABLE_PARTS = {
     "StatefulSet": (".spec.selector.", ".spec.serviceName", ".spec.volumeClaimTemplates["),
     "Secret": (".type",),
 }
-
-
-class WorkloadError(Exception):
-    """The workload cannot be read or written; the message never holds a secret value."""
 
 
 def object_key(kind: str, name: str) -> str:
@@ -108,6 +118,8 @@ class LangfuseReconciler(Reconciler[Langfuse]):
     """The whole LangFuse workload as one resource; fields are prefixed per object."""
 
     kind = "kubernetes_workload"
+    # Objects are deleted and applied again; volumes (PVCs) are kept.
+    replace_policy = ReplacePolicy.AUTOMATED
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -115,6 +127,10 @@ class LangfuseReconciler(Reconciler[Langfuse]):
             weakref.WeakKeyDictionary()
         )
         self._vault_values: weakref.WeakKeyDictionary[Context, dict[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # The desired fields computed in a run (per workload name), for the plan's notes.
+        self._desired: weakref.WeakKeyDictionary[Context, dict[str, dict[str, Any]]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -137,23 +153,23 @@ class LangfuseReconciler(Reconciler[Langfuse]):
 
     # ------------------------------------------------------------------ read
     def read(self, ctx: Context, resource: Langfuse) -> Live | None:
-        """GET the namespace, the Secret and the service account, LIST services, deployments
-        and statefulsets of the namespace. Never writes."""
+        """GET the namespace, the Secret and the service account, LIST services, deployments,
+        statefulsets and ingresses of the namespace. Never writes."""
         api = self._api(ctx, resource)
         objects: dict[str, Obj] = {}
         ns = resource.namespace
-        namespace = _call(api, "GET", _path("Namespace", ns, ""))
+        namespace = call(api, "GET", path_of("Namespace", ns, ""))
         if namespace is not None:
             objects[object_key("Namespace", ns)] = namespace
             for kind, name in (
                 ("ServiceAccount", resource.name),
                 ("Secret", secret_name(resource)),
             ):
-                found = _call(api, "GET", _path(kind, name, ns))
+                found = call(api, "GET", path_of(kind, name, ns))
                 if found is not None:
                     objects[object_key(kind, name)] = found
-            for kind in ("Service", "Deployment", "StatefulSet"):
-                listing = _call(api, "GET", _path(kind, "", ns)) or {}
+            for kind in ("Service", "Deployment", "StatefulSet", "Ingress"):
+                listing = call(api, "GET", path_of(kind, "", ns)) or {}  # 404: not served
                 for item in listing.get("items") or []:
                     item.setdefault("kind", kind)
                     objects[object_key(kind, item["metadata"]["name"])] = item
@@ -161,7 +177,7 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         if not any(object_key(k, n) in objects for k, n in declared if k != "Namespace"):
             return None  # a namespace alone may be shared: the workload does not exist
         live = Live(id=self.resource_id(ctx, resource), fields={}, raw={"objects": objects})
-        return self.refine(ctx, resource, live)
+        return _with_exposure(resource, objects, self.refine(ctx, resource, live))
 
     def refine(self, ctx: Context, resource: Langfuse, live: Live) -> Live:
         """Fields, ownership and exposure from the objects read (``raw["objects"]``: object
@@ -212,11 +228,16 @@ class LangfuseReconciler(Reconciler[Langfuse]):
 
     def _verified_digest(self, resource: Langfuse, secret: Obj, key: str) -> dict[str, Any]:
         """The digest annotation, or CHANGED when the data no longer matches it (someone
-        edited the Secret's values). The values are decoded here only to be hashed."""
+        edited the Secret's values); the Key Vault versions annotation then vouches for
+        nothing and is CHANGED too. The values are decoded here only to be hashed."""
         path = f"{key}.metadata.annotations.{DIGEST_ANNOTATION}"
-        annotated = ((secret.get("metadata") or {}).get("annotations") or {}).get(DIGEST_ANNOTATION)
+        versions = f"{key}.metadata.annotations.{VERSIONS_ANNOTATION}"
+        annotations = (secret.get("metadata") or {}).get("annotations") or {}
+        annotated = annotations.get(DIGEST_ANNOTATION)
+        pinned = {versions: CHANGED} if VERSIONS_ANNOTATION in annotations else {}
+        changed = {path: CHANGED, **pinned}
         if annotated is None:
-            return {}
+            return pinned
         data = secret.get("data") or {}
         values: dict[str, str] = {}
         try:
@@ -224,20 +245,25 @@ class LangfuseReconciler(Reconciler[Langfuse]):
                 if name in data:
                     values[name] = base64.b64decode(str(data[name]), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return {path: CHANGED}
+            return changed
         actual = values_digest(secret_name(resource), values)
-        return {path: annotated if actual == annotated else CHANGED}
+        return {path: annotated} if actual == annotated else changed
 
     # ------------------------------------------------------------------ desired
     def desired(self, ctx: Context, resource: Langfuse) -> dict[str, Any]:
-        inputs = self._inputs(ctx, resource, with_values=True)
+        inputs = self._inputs(ctx, resource, with_values=False)
         fields: dict[str, Any] = {}
         for manifest in manifests(resource, inputs):
             key = object_key(manifest["kind"], manifest["metadata"]["name"])
             fields.update(flat_fields(_comparable(manifest["kind"], manifest), key))
+        with self._lock:
+            self._desired.setdefault(ctx, {})[resource.name] = fields
         return fields
 
     def _inputs(self, ctx: Context, resource: Langfuse, *, with_values: bool) -> Inputs:
+        """What the manifests need. The Secret is compared by the Key Vault versions of its
+        values (from ARM reads, so a plan works outside a private vault's VNet); with
+        ``with_values`` its values are read too, but only when it must be written."""
         registries = {
             image.registry
             for image in (
@@ -255,37 +281,88 @@ class LangfuseReconciler(Reconciler[Langfuse]):
             )
         server = f"postgresql_server/{resource.database.server}"
         db_user = None if resource.database.username_secret else ctx.output(server, "admin_login")
-        values = self._secret_values(ctx, resource) if with_values else None
-        return Inputs(login_servers, ctx.output(server, "fqdn"), db_user, values)
+        versions = self._secret_versions(ctx, resource)
+        stale = with_values and self._secret_stale(ctx, resource, versions)
+        values = self._secret_values(ctx, resource) if stale else None
+        return Inputs(login_servers, ctx.output(server, "fqdn"), db_user, values, versions)
+
+    def _secret_versions(self, ctx: Context, resource: Langfuse) -> str | Unknown:
+        """VERSIONS_ANNOTATION as it should be: each Key Vault secret's current version."""
+        versions: dict[str, str] = {}
+        for vault_secret in sorted(set(secret_keys(resource).values())):
+            address = f"key_vault_secret/{vault_secret}"
+            version = ctx.output(address, "version")
+            if not isinstance(version, str) or not version:
+                return Unknown(f"{address}.version")
+            versions[vault_secret] = version
+        return json.dumps(versions, sort_keys=True, separators=(",", ":"))
+
+    def _secret_stale(self, ctx: Context, resource: Langfuse, versions: str | Unknown) -> bool:
+        """Whether the Secret must be written: missing, edited, or from other versions."""
+        live = ctx.live(resource.address)
+        if live is None or isinstance(versions, Unknown):
+            return True
+        path = f"{object_key('Secret', secret_name(resource))}.metadata.annotations."
+        return bool(live.fields.get(path + VERSIONS_ANNOTATION) != versions)
+
+    def _vault_notes(self, ctx: Context, resource: Langfuse) -> list[str]:
+        """What needs the VNet: writing the Secret reads its values from a private vault."""
+        vault = ctx.live(f"key_vault/{resource.key_vault}")
+        private = vault is not None and (
+            str(vault.fields.get("properties.publicNetworkAccess") or "").lower() == "disabled"
+        )
+        versions = self._secret_versions(ctx, resource)
+        if not private or not self._secret_stale(ctx, resource, versions):
+            return []
+        return [
+            f"writing Secret {resource.namespace}/{secret_name(resource)} reads its values "
+            f"from Key Vault {resource.key_vault}, whose data plane is private: run apply "
+            "inside the vault's VNet (values set by the same apply are used without being "
+            "read back). Plans compare Key Vault versions and work from anywhere"
+        ]
 
     def _secret_values(self, ctx: Context, resource: Langfuse) -> dict[str, Any]:
-        """Secret key -> value (Unknown while the Key Vault secret does not exist). A value
-        written in this run is used as written; others are read through the data plane once
-        per run. Every value is registered for redaction."""
+        """Secret key -> value of the current Key Vault version (Unknown while the secret
+        does not exist). A value written in this run is used as written; others are read
+        through the data plane once per run. Every value is registered for redaction."""
         out: dict[str, Any] = {}
         for key, vault_secret in secret_keys(resource).items():
             address = f"key_vault_secret/{vault_secret}"
+            version = ctx.output(address, "version")
+            if isinstance(version, Unknown) or ctx.live(address) is None:
+                out[key] = Unknown(f"{address}.value")
+                continue
             value = ctx.written_secret(address)
             if value is None:
                 with self._lock:
-                    value = self._vault_values.get(ctx, {}).get(vault_secret)
+                    value = self._vault_values.get(ctx, {}).get(f"{vault_secret}/{version}")
             if value is None:
-                if ctx.live(address) is None:
-                    out[key] = Unknown(f"{address}.value")
-                    continue
-                value = self._read_vault(ctx, resource, vault_secret)
+                value = self._read_vault(ctx, resource, vault_secret, version)
                 with self._lock:
-                    self._vault_values.setdefault(ctx, {})[vault_secret] = value
+                    self._vault_values.setdefault(ctx, {})[f"{vault_secret}/{version}"] = value
             ctx.register_secret(value)
             ctx.register_secret(base64.b64encode(value.encode()).decode())
             out[key] = value
         return out
 
-    def _read_vault(self, ctx: Context, resource: Langfuse, name: str) -> str:
+    def _read_vault(self, ctx: Context, resource: Langfuse, name: str, version: str) -> str:
+        """One data-plane read of ``name`` at ``version``; WorkloadError (no value, no body)
+        when the vault refuses, e.g. from outside its VNet."""
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
         uri = ctx.output(f"key_vault/{resource.key_vault}", "uri")
         if not isinstance(uri, str) or not uri:
             raise WorkloadError(f"key_vault/{resource.key_vault} reports no vault URI")
-        value = ctx.clients.secret_client(uri).get_secret(name).value
+        try:
+            value = ctx.clients.secret_client(uri).get_secret(name, version).value
+        except (HttpResponseError, ServiceRequestError) as error:
+            from nsc_reconcile.resources.vault_writer import refusal
+
+            raise WorkloadError(
+                f"cannot read Key Vault secret {name} from {resource.key_vault} "
+                f"({refusal(error)}): the Secret's values are read through the vault's data "
+                "plane; for a private vault run apply inside its VNet"
+            ) from None
         if value is None:
             raise WorkloadError(f"Key Vault secret {name} has no value")
         return str(value)
@@ -300,13 +377,20 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         )
 
     def changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
-        """Declared fields that differ, plus any other Service in the namespace that is
-        exposed (LoadBalancer/NodePort): private-only is enforced live too."""
+        """Declared fields that differ (quantities compared canonically: ``0.5`` is
+        ``500m``), plus adopted Services of the namespace that are exposed. Only an object
+        that exists can need replacing: one missing (say, after an interrupted apply) is
+        simply created."""
+        present = _present(live)
+        immutable = frozenset(
+            p for p in self._immutable(list(desired)) if _object_of(p, present) is not None
+        )
         found = diff_fields(
             desired,
             live.fields if live is not None else None,
             sensitive=frozenset(p for p in desired if p.endswith(f".{DIGEST_ANNOTATION}")),
-            immutable=self._immutable(list(desired)),
+            immutable=immutable,
+            normalize=canonical_quantities,
         )
         if live is not None:
             for name in live.facts.get("exposed_services", []):
@@ -314,10 +398,38 @@ class LangfuseReconciler(Reconciler[Langfuse]):
                 found.append(FieldChange(path, live.fields.get(path), "ClusterIP"))
         return found
 
+    def notes(self, ctx: Context, resource: Langfuse) -> list[str]:
+        """What apply will not fix: exposure of the namespace by objects we do not own, and
+        changes to fields another field manager owns (apply stops there unless forced)."""
+        live = ctx.live(resource.address)
+        if live is None:
+            return self._vault_notes(ctx, resource)
+        notes = list(live.facts.get("foreign_exposure", [])) + self._vault_notes(ctx, resource)
+        with self._lock:
+            desired = self._desired.get(ctx, {}).get(resource.name)
+        if desired is None or resource.force_conflicts or resource.adopt:
+            return notes
+        owners: dict[str, list[str]] = live.facts.get("field_owners", {})
+        taken: dict[str, list[str]] = {}
+        for change in self.changes(desired, live):
+            if change.path.split("/", 1)[0] in _ALWAYS_FORCED:
+                continue
+            for manager in _owners_of(change.path, owners):
+                taken.setdefault(manager, []).append(change.path)
+        for manager, paths in sorted(taken.items()):
+            notes.append(
+                f"field manager {manager!r} owns {', '.join(paths)}: apply stops with a "
+                "conflict there (nsc-reconcile does not take fields over from another manager); "
+                "undo that change, or set `force_conflicts: true` on the workload"
+            )
+        return notes
+
     # ------------------------------------------------------------------ write
     def write(self, ctx: Context, resource: Langfuse, live: Live | None) -> None:
         """Server-side apply every object that differs (deleting first one whose immutable
-        fields changed); switch other exposed Services of the namespace to ClusterIP.
+        fields changed); switch adopted exposed Services of the namespace to ClusterIP.
+        Without ``force_conflicts`` (or ``adopt``), fields another field manager owns are not
+        taken over (FieldConflictError names it), except in the Services and the Secret.
         Raises WorkloadError while an input (a Key Vault secret, the PG server) is missing."""
         inputs = self._inputs(ctx, resource, with_values=True)
         objects = manifests(resource, inputs)
@@ -326,22 +438,23 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         if unknown:
             raise WorkloadError("inputs not available: " + ", ".join(sorted(set(unknown))))
         api = self._api(ctx, resource)
-        current = live.fields if live is not None else {}
-        present = set((live.raw or {}).get("objects") or {}) if live is not None else set()
+        current = canonical_quantities(live.fields) if live is not None else {}
+        present = _present(live)
+        take_over = resource.force_conflicts or resource.adopt
         for manifest in objects:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             key = object_key(kind, name)
-            wanted = flat_fields(_comparable(kind, manifest), key)
+            wanted = canonical_quantities(flat_fields(_comparable(kind, manifest), key))
             differs = [p for p in wanted if current.get(p) != wanted[p]]
             if key in present and not differs:
                 continue
             if key in present and self._immutable(differs):
-                _call(api, "DELETE", _path(kind, name, manifest["metadata"].get("namespace", "")))
-            _apply(api, manifest)
+                call(api, "DELETE", path_of(kind, name, manifest["metadata"].get("namespace", "")))
+            server_side_apply(api, manifest, force=take_over or kind in _ALWAYS_FORCED)
         for name in live.facts.get("exposed_services", []) if live is not None else []:
             patch = {**base_object("Service", name, resource.namespace, None)}
             patch["spec"] = {"type": "ClusterIP"}
-            _apply(api, patch)
+            server_side_apply(api, patch, force=True)  # adopted: listed in adopt_services
 
     # ------------------------------------------------------------------ outputs
     def output(self, ctx: Context, resource: Langfuse, live: Live, name: str) -> Any:
@@ -351,13 +464,7 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         return super().output(ctx, resource, live, name)
 
 
-# --------------------------------------------------------------------------- HTTP helpers
-def _path(kind: str, name: str, namespace: str) -> str:
-    prefix, plural, namespaced = _ROUTES[kind]
-    scope = f"/namespaces/{namespace}" if namespaced else ""
-    return f"{prefix}{scope}/{plural}" + (f"/{name}" if name else "")
-
-
+# --------------------------------------------------------------------------- helpers
 def _leaves(value: Any) -> Iterator[Any]:
     if isinstance(value, dict):
         for child in value.values():
@@ -369,53 +476,163 @@ def _leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _call(
-    api: Any,
-    method: str,
-    path: str,
-    *,
-    query: list[tuple[str, str]] | None = None,
-    body: Obj | None = None,
-    content_type: str | None = None,
-) -> Obj | None:
-    """One request through the kubernetes client's ``ApiClient``; the decoded JSON answer,
-    None on 404. Raises ``kubernetes.client.ApiException`` on any other error."""
-    from kubernetes.client.exceptions import ApiException
+def _quantity(value: Any) -> Any:
+    from kubernetes.utils.quantity import parse_quantity
 
-    headers = {"Accept": "application/json"}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    method, url, headers, body, _ = api.param_serialize(
-        method=method,
-        resource_path=path,
-        query_params=query,
-        header_params=headers,
-        body=body,
-        auth_settings=["BearerToken"],
+    try:
+        parsed: Decimal = parse_quantity(value)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, ArithmeticError):
+        return value
+    return parsed if parsed.is_finite() else value
+
+
+def canonical_quantities(fields: dict[str, Any]) -> dict[str, Any]:
+    """Flat fields with Kubernetes quantities as numbers, so ``0.5`` equals ``500m`` and
+    ``1Gi`` equals ``1024Mi`` (the API server answers the canonical form of what it got)."""
+    return {
+        path: _quantity(value) if isinstance(value, str) and _QUANTITY_PATH.search(path) else value
+        for path, value in fields.items()
+    }
+
+
+def _present(live: Live | None) -> set[str]:
+    """Keys (``Kind/name``) of the declared objects that exist."""
+    return set((live.raw or {}).get("objects") or {}) if live is not None else set()
+
+
+def _object_of(path: str, keys: set[str]) -> str | None:
+    """The object key among ``keys`` that flat field ``path`` belongs to."""
+    return next((key for key in keys if path.startswith(f"{key}.")), None)
+
+
+def _exposure_of(obj: Obj) -> str | None:
+    """How a Service exposes pods outside the cluster (None: it does not)."""
+    spec = obj.get("spec") or {}
+    kind = spec.get("type")
+    if kind in EXPOSED_TYPES:
+        return str(kind)
+    if spec.get("externalIPs"):
+        return "externalIPs " + ", ".join(map(str, spec["externalIPs"]))
+    return None
+
+
+def _ingress_routes(obj: Obj) -> str:
+    spec = obj.get("spec") or {}
+    backends = [spec.get("defaultBackend") or {}]
+    hosts = []
+    for rule in spec.get("rules") or []:
+        if (rule or {}).get("host"):
+            hosts.append(str(rule["host"]))
+        backends += [
+            p.get("backend") or {} for p in ((rule or {}).get("http") or {}).get("paths") or []
+        ]
+    services = sorted(
+        {str((b.get("service") or {}).get("name")) for b in backends if b.get("service")}
     )
-    response = api.call_api(method, url, header_params=headers, body=body)
-    response.read()
-    if response.status == 404:
-        return None
-    text = (response.data or b"").decode("utf-8", "replace")
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(http_resp=response, body=text, data=None)
-    loaded: Obj = json.loads(text) if text else {}
-    return loaded
+    routes = f"routes to Service {', '.join(services)}" if services else "has no Service backend"
+    return routes + (f" for {', '.join(hosts)}" if hosts else "")
 
 
-def _apply(api: Any, manifest: Obj) -> None:
-    """Server-side apply of ``manifest`` as ``nsc-reconcile``, taking over conflicting
-    fields (force): the desired state is the authority for what we declare."""
-    metadata = manifest["metadata"]
-    _call(
-        api,
-        "PATCH",
-        _path(manifest["kind"], metadata["name"], metadata.get("namespace", "")),
-        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-        body=manifest,
-        content_type=APPLY,
-    )
+def _with_exposure(resource: Langfuse, objects: dict[str, Obj], live: Live) -> Live:
+    """``live`` with exposure by objects this workload does not declare: adopted exposed
+    Services (in ``adopt_services``) are drift that apply fixes; any other exposed Service,
+    and every Ingress, is a note only (``foreign_exposure``). Also who owns which fields."""
+    declared = {object_key(k, n) for k, n in declared_objects(resource)}
+    adopted = set(resource.adopt_services)
+    fields = {
+        path: value
+        for path, value in live.fields.items()
+        if _object_of(path, declared) is not None or not path.startswith("Service/")
+    }
+    exposed_adopted: list[str] = []
+    notes: list[str] = []
+    for key, obj in sorted(objects.items()):
+        kind, name = key.split("/", 1)
+        if key in declared:
+            continue
+        if kind == "Ingress":
+            notes.append(
+                f"Ingress {resource.namespace}/{name} {_ingress_routes(obj)}: it exposes the "
+                "namespace outside the cluster (private-only). nsc-reconcile never changes or "
+                "deletes an Ingress: remove it"
+            )
+            continue
+        exposure = _exposure_of(obj) if kind == "Service" else None
+        if exposure is None:
+            continue
+        service_type = (obj.get("spec") or {}).get("type")
+        if name in adopted and service_type in EXPOSED_TYPES:
+            exposed_adopted.append(name)
+            fields[f"{key}.spec.type"] = service_type
+            continue
+        notes.append(
+            f"Service {resource.namespace}/{name} ({exposure}) is not declared by this "
+            "workload and exposes the namespace outside the cluster (private-only); left "
+            "alone: make it ClusterIP or remove it, or list it in `adopt_services` for apply "
+            "to switch it to ClusterIP"
+        )
+    facts = {
+        **live.facts,
+        "exposed_services": exposed_adopted,
+        "foreign_exposure": notes,
+        "field_owners": _field_owners(objects, declared),
+    }
+    return Live(
+        id=live.id, fields=fields, raw=live.raw, etag=live.etag, managed=live.managed,
+        facts=facts,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- field owners
+def _field_owners(objects: dict[str, Obj], declared: set[str]) -> dict[str, list[str]]:
+    """Flat path prefix -> field managers other than ours that own it (from managedFields),
+    for the declared objects. Lists keyed by anything but ``name`` are owned as a whole."""
+    owners: dict[str, list[str]] = {}
+    for key in sorted(declared & set(objects)):
+        for entry in (objects[key].get("metadata") or {}).get("managedFields") or []:
+            manager = str(entry.get("manager") or "")
+            if not manager or manager == FIELD_MANAGER:
+                continue
+            for path in _owned_paths(entry.get("fieldsV1") or {}, key):
+                owners.setdefault(path, [])
+                if manager not in owners[path]:
+                    owners[path].append(manager)
+    return owners
+
+
+def _owned_paths(tree: Any, prefix: str) -> Iterator[str]:
+    if not isinstance(tree, dict) or not tree or set(tree) == {"."}:
+        yield prefix
+        return
+    for key, child in tree.items():
+        if key.startswith("f:"):
+            yield from _owned_paths(child, f"{prefix}.{key[2:]}")
+        elif key.startswith("k:"):
+            try:
+                item = json.loads(key[2:])
+            except ValueError:
+                item = {}
+            name = item.get("name") if isinstance(item, dict) else None
+            if name is None:
+                yield prefix  # the list as a whole
+                return
+            yield from _owned_paths(child, f"{prefix}[{name}]")
+        elif key.startswith("v:") or key == ".":
+            yield prefix
+            return
+
+
+def _owners_of(path: str, owners: dict[str, list[str]]) -> list[str]:
+    found: list[str] = []
+    for owned, managers in owners.items():
+        related = (
+            path == owned
+            or path.startswith((f"{owned}.", f"{owned}["))
+            or owned.startswith((f"{path}.", f"{path}["))
+        )
+        if related:
+            found += [m for m in managers if m not in found]
+    return found
 
 
 RECONCILERS: dict[str, Reconciler[Any]] = {"kubernetes_workload": LangfuseReconciler()}

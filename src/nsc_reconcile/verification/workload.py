@@ -71,7 +71,18 @@ def check_langfuse_internal(run: Run) -> Check:
     listed = ", ".join(f"{s.metadata.name}={s.spec.type}" for s in services)
     evidence.append(f"Services in {ns}: {listed or 'none'}")
     if exposed:
-        problems.append("exposed Service(s): " + ", ".join(exposed))
+        adopted = set(langfuse.adopt_services)
+        left = [e for e in exposed if e.split("=", 1)[0] not in adopted]
+        problems.append(
+            "exposed Service(s): "
+            + ", ".join(exposed)
+            + (
+                " (not declared by the workload, so apply leaves them alone: make them "
+                "ClusterIP or remove them, or list them in adopt_services)"
+                if left
+                else " (adopted: apply switches them to ClusterIP)"
+            )
+        )
     if external:
         problems.append("Service(s) with external IPs: " + ", ".join(external))
     ingresses = _list(k8s.NetworkingV1Api(api).list_namespaced_ingress, ns)
@@ -80,7 +91,9 @@ def check_langfuse_internal(run: Run) -> Check:
     elif ingresses:
         names = ", ".join(i.metadata.name for i in ingresses)
         evidence.append(f"Ingress: {names}")
-        problems.append(f"Ingress present: {names}")
+        problems.append(
+            f"Ingress present: {names} (nsc-reconcile never changes an Ingress: remove it)"
+        )
     else:
         evidence.append("Ingress: none")
     return make_check(check_id, title, evidence, problems)
