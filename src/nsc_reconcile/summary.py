@@ -19,7 +19,7 @@ def summarize(state: DesiredState, graph: Graph) -> str:
     )
     managed = [r for r in resources if not r.existing]
     counts = Counter(r.kind for r in managed)
-    width = max(len(r.kind) for r in resources) + 2
+    width = max((len(r.kind) for r in resources), default=len("KIND")) + 2
     lines = [
         f"valid: environment {state.environment}, resource group {state.resource_group}, "
         f"location {state.location}",

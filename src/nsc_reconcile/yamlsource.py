@@ -27,7 +27,7 @@ PathKey = tuple[str | int, ...]
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 # Limits that keep a hostile file from exhausting time or memory; a real desired state is
-# ~10 KiB, ~1,500 nodes, 7 levels deep.
+# ~11 KiB, ~700 nodes, 6 levels deep.
 MAX_FILE_BYTES = 512 * 1024
 MAX_NODES = 100_000  # after alias expansion: each use of an alias counts what it stands for
 MAX_DEPTH = 64
@@ -131,7 +131,7 @@ def _check_limits(yaml: YAML, text: str, path: Path) -> None:
     stand for), integers longer than MAX_INTEGER_CHARS, and tags beyond plain data."""
     sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, height) of what it stands for
     open_nodes: list[list[Any]] = []  # per open collection: [anchor, nodes, height]
-    total = 0
+    total = 0  # nodes of the document with every alias expanded
 
     def fail(event: Any, message: str) -> NoReturn:
         mark = event.start_mark
@@ -139,12 +139,15 @@ def _check_limits(yaml: YAML, text: str, path: Path) -> None:
             [Problem(Location(path, mark.line + 1, mark.column + 1), "", message)]
         )
 
-    def add(event: Any, nodes: int, height: int) -> None:
+    def count(event: Any, nodes: int) -> None:
         nonlocal total
         total += nodes
         if total > MAX_NODES:
             fail(event, f"the document expands to more than {MAX_NODES} nodes (aliases count "
                  "once per use); a desired state has a few thousand")  # fmt: skip
+
+    def place(event: Any, nodes: int, height: int) -> None:
+        """A finished node (``nodes`` nodes, ``height`` levels) joins the open collection."""
         if len(open_nodes) + height > MAX_DEPTH:
             fail(event, f"nesting deeper than {MAX_DEPTH} levels (aliases count with what "
                  "they stand for)")  # fmt: skip
@@ -164,22 +167,25 @@ def _check_limits(yaml: YAML, text: str, path: Path) -> None:
                 fail(event, f"alias *{event.anchor} refers to a node that contains it "
                      "(a recursive structure)")  # fmt: skip
             nodes, height = sizes.get(event.anchor, (1, 1))
-            add(event, nodes, height)
+            count(event, nodes)
+            place(event, nodes, height)
         elif isinstance(event, ScalarEvent):
             value = event.value
             if event.style is None and len(value) > MAX_INTEGER_CHARS and _INTEGER.fullmatch(value):
                 fail(event, f"integer of {len(value)} characters; at most {MAX_INTEGER_CHARS} "
                      "(quote it if it is a string)")  # fmt: skip
-            add(event, 1, 1)
+            count(event, 1)
+            place(event, 1, 1)
             if event.anchor is not None:
                 sizes[event.anchor] = (1, 1)
         elif isinstance(event, CollectionStartEvent):
+            count(event, 1)
             if len(open_nodes) >= MAX_DEPTH:
                 fail(event, f"nesting deeper than {MAX_DEPTH} levels")
             open_nodes.append([event.anchor, 1, 1])
         elif isinstance(event, CollectionEndEvent):
             anchor, nodes, height = open_nodes.pop()
-            add(event, nodes, height)
+            place(event, nodes, height)
             if anchor is not None:
                 sizes[anchor] = (nodes, height)
 

@@ -81,16 +81,13 @@ def test_faults_on_the_first_write_of_every_type_then_a_rerun_converges(
         for i, (method, path) in enumerate(WRITE_TYPES.values())
     ]
     ctl("POST", "faults", rules)
-    full_apply(state, clients)  # may end incomplete: what matters is the rerun
-    fired = {r["fault"] for r in ctl("GET", "requests") if r["fault"]}
-    assert fired, "no fault was injected"
-    left = {rule["path"] for rule in ctl("GET", "faults")}
-    ctl("DELETE", "faults")
-
+    full_apply(state, clients)  # may end incomplete: what matters is what follows
+    # A write that failed for good skips what comes after it; a second apply meets the
+    # faults left for those types, so every (kind, type) cell is exercised.
     full_apply(state, clients)
-    assert_converged(clients, state, ctl)
-    # Every type's write met its fault (none left unconsumed: each type was written).
-    assert left == set(), f"types never written: {sorted(left)}"
+    left = [rule["path"] for rule in ctl("GET", "faults")]
+    assert left == [], f"faults never met (those types were not written): {left}"
+    assert_converged(clients, state, ctl)  # converged (a third apply would write nothing)
 
 
 def _writes_so_far(ctl: Callable[..., Any]) -> int:

@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from nsc_reconcile import DesiredStateError, load_desired_state
+from nsc_reconcile.graph import build_graph
+from nsc_reconcile.summary import summarize
 from tests.paths import DESIRED_STATE, ROOT
 
 # Examples per test: the suite's bounded run (~10 s), or NSC_FUZZ_EXAMPLES by hand (random).
@@ -183,12 +185,14 @@ def workdir() -> Iterator[Path]:
 
 
 def load_error(path: Path, env: str | None) -> DesiredStateError | None:
-    """None when the file loads; the DesiredStateError when not. Any other exception
-    propagates and fails the test."""
+    """None when the file loads (and `validate`'s summary renders); the DesiredStateError
+    when not. Any other exception propagates and fails the test."""
     try:
-        load_desired_state(path, env=env)
+        state = load_desired_state(path, env=env)
     except DesiredStateError as error:
         return error
+    graph, _ = build_graph(state)
+    assert summarize(state, graph)
     return None
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from nsc_reconcile import DesiredStateError, load_desired_state
+from nsc_reconcile.errors import Location
 from nsc_reconcile.yamlsource import MAX_DEPTH
 
 MEMORY_CAP = 512 * 1024 * 1024
@@ -110,3 +112,26 @@ def test_hostile_file_gets_a_located_error_within_bounds(
     if case.field:
         assert any(p.startswith(f"{case.field}: ") for p in problems), done.stderr[:2000]
     assert len(done.stderr) < 5000  # the value is not echoed whole
+
+
+def test_merge_keys_load_and_problems_point_into_the_merged_mapping(
+    seed_text: str, tmp_path: Path
+) -> None:
+    """`<<: {...}` merges are plain YAML: they load, and a bad merged value is located where
+    it is written (this used to be `KeyError: 'owner'`)."""
+    old = "        sku: GlobalStandard\n        capacity: 30\n"
+    assert seed_text.count(old) == 1
+    path = tmp_path / "desired_state.yaml"
+    path.write_text(seed_text.replace(old, "        <<: {sku: GlobalStandard, capacity: 30}\n"))
+    (deployment,) = load_desired_state(path).openai_accounts[0].deployments
+    assert (deployment.sku, deployment.capacity) == ("GlobalStandard", 30)
+
+    path.write_text(
+        seed_text.replace(old, "        <<: {capacity: 30,\n             sku: Global}\n")
+    )
+    with pytest.raises(DesiredStateError) as error:
+        load_desired_state(path)
+    (problem,) = error.value.problems
+    assert problem.field == "openai_accounts[0].deployments[0].sku"
+    line = seed_text.index(old)
+    assert problem.location == Location(path, seed_text.count("\n", 0, line) + 2, 14)

@@ -222,7 +222,9 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
         return f"postgresql_server/{resource.server}"
 
     def write(self, ctx: Context, resource: Database, live: Live | None) -> None:
-        if live is not None:  # everything we declare is immutable: only a replacement is left
+        # Everything we declare is immutable: a declared change needs a replacement. A
+        # database whose operation failed (health) is written again as it is: a repair.
+        if live is not None and self.field_changes(self.declared(ctx, resource), live):
             raise ReplacementNotAutomatedError(
                 f"charset/collation of database {resource.name} cannot change in place; "
                 "replacing it would delete its data, so it is not automated"
