@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from nsc_reconcile.azure import Clients
     from nsc_reconcile.engine import Progress
     from nsc_reconcile.plans import ApplyResult, Plan
+    from nsc_reconcile.retry import RetryPolicy
     from nsc_reconcile.verification import VerifyReport
 
 __all__ = [
@@ -62,20 +63,23 @@ def apply(
     saved: bool = False,
     progress: Progress | None = None,
     wait_lock_s: float = 0.0,
+    retry: RetryPolicy | None = None,
 ) -> ApplyResult:
     """Apply ``planned`` (made from ``state``): each resource is re-read before it is written.
     With ``saved``, refuse (raising engine.PlanStaleError, writing nothing) if live state or
     the desired state moved since the plan was made. A plan with changes is applied holding
     the environment's apply lease (lease.py): raises lease.LeaseHeldError when another apply
     holds it for longer than ``wait_lock_s`` seconds, lease.LeaseLostError when it was lost
-    during the run."""
+    during the run. ``retry``: how hard to retry transient failures (retry.RetryPolicy)."""
     from nsc_reconcile.engine import Engine
     from nsc_reconcile.lease import ApplyLease, LeaseLostError
+    from nsc_reconcile.retry import RetryPolicy
 
-    engine = Engine(state, clients, parallelism=parallelism, progress=progress)
+    policy = retry or RetryPolicy()
+    engine = Engine(state, clients, parallelism=parallelism, progress=progress, retry=policy)
     if not planned.has_changes:
         return engine.apply(planned, allow_replace=allow_replace, saved=saved)
-    lease = ApplyLease(clients, state.resource_group, state.environment)
+    lease = ApplyLease(clients, state.resource_group, state.environment, retry=policy)
     lease.acquire(wait_lock_s)
     try:
         result = engine.apply(planned, allow_replace=allow_replace, saved=saved)

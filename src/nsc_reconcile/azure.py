@@ -217,6 +217,8 @@ class AzureTarget:
     # Transport retries: azure-core RetryPolicy total tries (None keeps its default of 10), and
     # the Kubernetes client's (None: 3; kubeconfig.transport_retries).
     retry_total: int | None = None
+    # azure-core's retry backoff factor in seconds (None keeps its 0.8: waits 0.8, 1.6, 3.2 s).
+    retry_backoff_s: float | None = None
     # Whether the HTTP transport reads proxy settings from the environment.
     use_env_proxies: bool = True
     verify_challenge_resource: bool = True
@@ -364,6 +366,8 @@ class Clients:
             kwargs["connection_verify"] = t.ca_cert
         if t.retry_total is not None:
             kwargs["retry_total"] = t.retry_total
+        if t.retry_backoff_s is not None:
+            kwargs["retry_backoff_factor"] = t.retry_backoff_s
         if not t.use_env_proxies:
             kwargs["use_env_settings"] = False
         if t.transport is not None:

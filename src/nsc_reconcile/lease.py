@@ -251,34 +251,38 @@ class ApplyLease:
 
     def _ensure_zone(self) -> None:
         """Create the lease zone once (long-running on Azure: tens of seconds, first time
-        only); a zone created meanwhile by another run is fine."""
+        only), or again when its creation failed; one created meanwhile by another run is
+        fine (412 on If-None-Match)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+        from azure.mgmt.privatedns.models import PrivateZone
 
         zones = self.clients.privatedns.private_zones
 
-        def exists() -> bool:
+        def state() -> str | None:
+            """None when absent, else the zone's provisioningState."""
             try:
-                zones.get(self.resource_group, LEASE_ZONE)
+                zone = zones.get(self.resource_group, LEASE_ZONE)
             except ResourceNotFoundError:
-                return False
-            return True
+                return None
+            found = zone.properties.provisioning_state if zone.properties else None
+            return str(getattr(found, "value", found) or "")  # an enum member or a string
 
-        if self._call("read the zone of", exists):
+        found = self._call("read the zone of", state)
+        if found is not None and found.lower() != "failed":
             return
-        from azure.mgmt.privatedns.models import PrivateZone
-
         body = PrivateZone(
             location="global", tags={"managed-by": "nsc-reconcile", "purpose": "apply-lease"}
         )
+        condition = MatchConditions.IfMissing if found is None else None
 
         def create() -> None:
             try:
                 zones.begin_create_or_update(
-                    self.resource_group, LEASE_ZONE, body, match_condition=MatchConditions.IfMissing
+                    self.resource_group, LEASE_ZONE, body, match_condition=condition
                 ).result()
             except HttpResponseError as error:
-                if error.status_code != 412 and not exists():  # 412: made meanwhile, fine
+                if error.status_code != 412:  # 412: made meanwhile by another run
                     raise
 
         self._call("create the zone of", create)

@@ -1,8 +1,9 @@
 """YAML documents with the position of every node, and the environment overlay merge.
 
 Turns ruamel.yaml's round-trip nodes into plain Python data plus a map from field path to
-``Location``, so that later validation errors can point at file, line and column. Pure: reads
-files, touches nothing else.
+``Location``, so that later validation errors can point at file, line and column. Hostile
+files (huge, deeply nested, alias bombs, constructor tags) are refused before any document is
+built. Pure: reads files, touches nothing else.
 """
 
 from __future__ import annotations

@@ -17,9 +17,8 @@ WRITES = {"PUT", "PATCH", "DELETE"}
 def generated_secrets(state: DesiredState) -> list[str]:
     """Names of the secrets the desired state generates."""
     assert state.secrets is not None
-    return [
-        s.name for s in state.secrets.items if s.source is not None and s.source.generate is not None
-    ]
+    items = state.secrets.items
+    return [s.name for s in items if s.source is not None and s.source.generate is not None]
 
 
 def _vault(clients: Clients, state: DesiredState) -> Any:
