@@ -171,6 +171,12 @@ class Mismatch:
     path: str
     problems: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, recording: Recording, exchange: Exchange, problems: list[str]) -> Mismatch:
+        return cls(
+            recording.name, exchange.n, exchange.step, exchange.method, exchange.path, problems
+        )
+
     def __str__(self) -> str:
         short = self.path if len(self.path) < 110 else "..." + self.path[-107:]
         return f"{self.recording} #{self.n} {self.step} {self.method} {short}: " + "; ".join(
@@ -434,16 +440,8 @@ class Replayer:
                 if not url and _is_setup(recording, exchange.follows):
                     continue  # a setup write the emulator finished at once: nothing to poll
                 if not url:
-                    mismatches.append(
-                        Mismatch(
-                            recording.name,
-                            exchange.n,
-                            exchange.step,
-                            exchange.method,
-                            exchange.path,
-                            [f"no {header} header in the answer to #{exchange.follows} to poll"],
-                        )
-                    )
+                    problem = f"no {header} header in the answer to #{exchange.follows} to poll"
+                    mismatches.append(Mismatch.of(recording, exchange, [problem]))
                     continue
             else:
                 url = self.url_of(exchange)
@@ -466,16 +464,7 @@ class Replayer:
             if problems and exchange.unreproduced:
                 self.unreproduced.append(exchange)
             elif problems:
-                mismatches.append(
-                    Mismatch(
-                        recording.name,
-                        exchange.n,
-                        exchange.step,
-                        exchange.method,
-                        exchange.path,
-                        problems,
-                    )
-                )
+                mismatches.append(Mismatch.of(recording, exchange, problems))
         return mismatches
 
 
