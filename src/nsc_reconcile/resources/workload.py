@@ -177,7 +177,7 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         if not any(object_key(k, n) in objects for k, n in declared if k != "Namespace"):
             return None  # a namespace alone may be shared: the workload does not exist
         live = Live(id=self.resource_id(ctx, resource), fields={}, raw={"objects": objects})
-        return _with_exposure(resource, objects, self.refine(ctx, resource, live))
+        return self.refine(ctx, resource, live)
 
     def refine(self, ctx: Context, resource: Langfuse, live: Live) -> Live:
         """Fields, ownership and exposure from the objects read (``raw["objects"]``: object
@@ -204,27 +204,17 @@ class LangfuseReconciler(Reconciler[Langfuse]):
             for key in ours
             if key in objects
         )
-        declared_keys = {object_key(k, n) for k, n in declared}
-        exposed = {
-            key.split("/", 1)[1]: obj["spec"]["type"]
-            for key, obj in objects.items()
-            if key.startswith("Service/")
-            and key not in declared_keys
-            and (obj.get("spec") or {}).get("type") in EXPOSED_TYPES
-        }
-        for name, kind in sorted(exposed.items()):
-            fields[f"{object_key('Service', name)}.spec.type"] = kind
         etag = json.dumps(
             {k: (o.get("metadata") or {}).get("resourceVersion") for k, o in sorted(raw.items())}
         )
-        return Live(
+        ours_only = Live(
             id=live.id,
             fields=fields,
             raw={"objects": raw},
             etag=hashlib.sha256(etag.encode()).hexdigest()[:16],
             managed=managed,
-            facts={"exposed_services": sorted(exposed)},
         )
+        return _with_exposure(resource, objects, ours_only)
 
     def _verified_digest(self, resource: Langfuse, secret: Obj, key: str) -> dict[str, Any]:
         """The digest annotation, or CHANGED when the data no longer matches it (someone
