@@ -2,8 +2,9 @@
 
 ``emulator_session`` (session: one running baseline emulator) and ``emu`` (function: the same
 emulator after POST reset, cleared faults and log), ``ctl`` (its control interface),
-``clients`` (SDK clients wired to it) and ``kube`` (a kubernetes client to its cluster, as
-someone else would use it). With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is
+``clients`` (SDK clients wired to it), ``kube`` (a kubernetes client to its cluster, as
+someone else would use it) and ``vault_client`` (the seed vault's data plane, as someone else
+would use it); ``state_with_webhook`` builds a desired state with a webhook receiver. With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is
 exported there as oav exchanges at teardown. ``spec_pack``: the REST spec pack for oav (skips the
 test when there is none).
 """
@@ -14,14 +15,20 @@ import json
 import os
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.keyvault.secrets import SecretClient
 from kubernetes import client as k8s
+from ruamel.yaml import YAML
 
+from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.traffic import export_exchanges
+from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
+from nsc_reconcile.model.state import DesiredState
 from tests.oav import SpecPack, require_spec_pack
 from tests.paths import DESIRED_STATE
 
@@ -113,3 +120,31 @@ def spec_pack() -> SpecPack:
     """The spec pack oav validates against (tests/oav.py); skips the test, with where it looked
     and how to get one, when there is none."""
     return require_spec_pack()
+
+
+@pytest.fixture
+def vault_client(emu: Emulator) -> Iterator[SecretClient]:
+    """Someone else writing the vault (the portal, a runner inside the VNet), straight to
+    the data plane."""
+    with SecretClient(
+        vault_url=emu.world.secrets.vault_url(KEY_VAULT_NAME),
+        credential=Clients(AzureTarget.for_emulator(emu.info["arm"])).target.credential,
+        connection_verify=emu.info["ca_cert"],
+        verify_challenge_resource=False,
+    ) as client:
+        yield client
+
+
+def state_with_webhook(tmp_path: Path) -> DesiredState:
+    """The seed's desired state with a Teams webhook receiver whose URI is an external
+    Key Vault secret (``teams-webhook-uri``), written to ``tmp_path``."""
+    yaml = YAML(typ="safe")
+    data = yaml.load(DESIRED_STATE.read_text(encoding="utf-8"))
+    data["action_groups"][0]["webhook_receivers"] = [
+        {"name": "teams-oncall", "uri_secret": "teams-webhook-uri"}
+    ]
+    data["secrets"]["items"].append({"name": "teams-webhook-uri", "source": {"external": True}})
+    path = tmp_path / "desired_state.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.dump(data, handle)
+    return load_desired_state(path)

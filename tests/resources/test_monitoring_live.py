@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.changes import SENSITIVE, Action, ReplacePolicy
@@ -26,6 +24,7 @@ from nsc_reconcile.resources.monitoring import (
     DataCollectionRuleReconciler,
 )
 from nsc_reconcile.retry import RetryPolicy
+from tests.conftest import state_with_webhook
 from tests.paths import DESIRED_STATE
 
 Ctl = Callable[..., Any]
@@ -204,19 +203,6 @@ def test_429_storm_on_the_action_group_put_is_retried_and_succeeds(emu: Emulator
     assert _actions(_engine(emu).plan(targets=[GROUP])) == {GROUP: Action.NO_CHANGE}
 
 
-def _state_with_webhook(tmp_path: Path) -> DesiredState:
-    yaml = YAML(typ="safe")
-    data = yaml.load(DESIRED_STATE.read_text(encoding="utf-8"))
-    data["action_groups"][0]["webhook_receivers"] = [
-        {"name": "teams-oncall", "uri_secret": "teams-webhook-uri"}
-    ]
-    data["secrets"]["items"].append({"name": "teams-webhook-uri", "source": {"external": True}})
-    path = tmp_path / "desired_state.yaml"
-    with path.open("w", encoding="utf-8") as handle:
-        yaml.dump(data, handle)
-    return load_desired_state(path)
-
-
 def _set_secret(clients: Clients, name: str, value: str) -> None:
     """As an operator would, through ARM (the emulator's ARM view of secrets sees only
     secrets written through ARM; see the report)."""
@@ -233,7 +219,7 @@ def _set_secret(clients: Clients, name: str, value: str) -> None:
 def test_webhook_uri_comes_from_key_vault_is_compared_and_never_shown(
     emu: Emulator, ctl: Ctl, tmp_path: Path
 ) -> None:
-    state = _state_with_webhook(tmp_path)
+    state = state_with_webhook(tmp_path)
     engine = _engine(emu, state)
     first = "https://prod-00.koreacentral.logic.azure.com/workflows/abc/triggers/manual?sig=S3cr3tT0kenAAAA1111"
     _set_secret(engine.clients, "teams-webhook-uri", first)

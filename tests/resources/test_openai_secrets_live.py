@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,18 +75,6 @@ def engine(state: DesiredState, clients: Clients) -> Callable[..., Engine]:
         return Engine(desired or state, clients, retry=RetryPolicy(attempts=3, initial_wait_s=0.01))
 
     return make
-
-
-@pytest.fixture
-def vault_client(emu: Emulator) -> Iterator[SecretClient]:
-    """An out-of-band writer (someone in the portal), straight to the data plane."""
-    with SecretClient(
-        vault_url=emu.world.secrets.vault_url(KEY_VAULT_NAME),
-        credential=Clients(AzureTarget.for_emulator(emu.info["arm"])).target.credential,
-        connection_verify=emu.info["ca_cert"],
-        verify_challenge_resource=False,
-    ) as client:
-        yield client
 
 
 def _plan(make: Callable[..., Engine], targets: list[str]) -> Plan:

@@ -11,14 +11,13 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.keyvault.secrets import SecretClient
 from kubernetes import client as k8s
-from ruamel.yaml import YAML
 
 from nsc_reconcile import apply, load_desired_state, plan
 from nsc_reconcile.azure import AzureTarget, Clients
@@ -33,6 +32,7 @@ from nsc_reconcile.resources.langfuse_manifests import VERSIONS_ANNOTATION
 from nsc_reconcile.resources.secrets import LEGACY_TAG, MAC_TAG, VERSION_TAG
 from nsc_reconcile.resources.vault_mac import MAC_KEY_SECRET
 from nsc_reconcile.retry import RetryPolicy
+from tests.conftest import state_with_webhook
 from tests.paths import DESIRED_STATE
 
 Ctl = Callable[..., Any]
@@ -55,18 +55,6 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def arm(emu: Emulator, ctl: Ctl) -> str:
     ctl("POST", "config", {"lro_seconds": {"*": 0}})
     return str(emu.info["arm"])
-
-
-@pytest.fixture
-def vault(emu: Emulator) -> Iterator[SecretClient]:
-    """Someone inside the VNet, straight to the data plane."""
-    with SecretClient(
-        vault_url=emu.world.secrets.vault_url(KEY_VAULT_NAME),
-        credential=Clients(AzureTarget.for_emulator(emu.info["arm"])).target.credential,
-        connection_verify=emu.info["ca_cert"],
-        verify_challenge_resource=False,
-    ) as client:
-        yield client
 
 
 def _apply_all(capsys: pytest.CaptureFixture[str], arm: str) -> tuple[int, str]:
@@ -122,12 +110,12 @@ def test_a_rotated_secret_is_seen_from_outside_and_written_from_inside(
     arm: str,
     emu: Emulator,
     ctl: Ctl,
-    vault: SecretClient,
+    vault_client: SecretClient,
     kube: k8s.ApiClient,
 ) -> None:
     assert _apply_all(capsys, arm)[0] == 0
     tags = _versions(emu, SALT)[-1]["tags"]
-    rotated = vault.set_secret(SALT, "rotated-salt-0123456789abcdefABCDEF", tags=tags)
+    rotated = vault_client.set_secret(SALT, "rotated-salt-0123456789abcdefABCDEF", tags=tags)
 
     ctl("POST", "config", OUTSIDE)
     code, out, err = run(
@@ -178,20 +166,22 @@ def test_value_tags_are_keyed_and_the_unkeyed_hash_is_gone(
     assert tag == hmac.new(str(keys[0]["value"]).encode(), message, hashlib.sha256).hexdigest()
 
 
-def _to_old_scheme(emu: Emulator, vault: SecretClient) -> str:
+def _to_old_scheme(emu: Emulator, vault_client: SecretClient) -> str:
     """The API key as an earlier version of this tool left it: the unkeyed hash tag."""
     record = _versions(emu, API_KEY)[-1]
     tags = {k: v for k, v in record["tags"].items() if k != MAC_TAG}
     old = hashlib.sha256(f"nsc-reconcile:{API_KEY}:{record['value']}".encode()).hexdigest()
-    vault.update_secret_properties(API_KEY, record["version"], tags={**tags, LEGACY_TAG: old})
+    vault_client.update_secret_properties(
+        API_KEY, record["version"], tags={**tags, LEGACY_TAG: old}
+    )
     return str(record["version"])
 
 
 def test_the_unkeyed_tag_migrates_once_without_a_new_version(
-    capsys: pytest.CaptureFixture[str], arm: str, emu: Emulator, vault: SecretClient
+    capsys: pytest.CaptureFixture[str], arm: str, emu: Emulator, vault_client: SecretClient
 ) -> None:
     assert _apply_all(capsys, arm)[0] == 0
-    version = _to_old_scheme(emu, vault)
+    version = _to_old_scheme(emu, vault_client)
 
     planned = _engine(emu).plan(targets=[f"key_vault_secret/{API_KEY}"])
     secret = planned.get(f"key_vault_secret/{API_KEY}")
@@ -212,10 +202,14 @@ def test_the_unkeyed_tag_migrates_once_without_a_new_version(
 
 
 def test_outside_the_vnet_the_unkeyed_tag_is_removed_and_the_key_added_later_inside(
-    capsys: pytest.CaptureFixture[str], arm: str, emu: Emulator, ctl: Ctl, vault: SecretClient
+    capsys: pytest.CaptureFixture[str],
+    arm: str,
+    emu: Emulator,
+    ctl: Ctl,
+    vault_client: SecretClient,
 ) -> None:
     assert _apply_all(capsys, arm)[0] == 0
-    version = _to_old_scheme(emu, vault)
+    version = _to_old_scheme(emu, vault_client)
     address = f"key_vault_secret/{API_KEY}"
 
     ctl("POST", "config", OUTSIDE)  # the MAC key exists but cannot be read from here
@@ -276,19 +270,6 @@ def test_a_failed_pin_after_a_generated_value_does_not_generate_another(
 
 
 # ------------------------------------------------------------------ item 16: redaction
-def _state_with_webhook(tmp_path: Path) -> DesiredState:
-    yaml = YAML(typ="safe")
-    data = yaml.load(DESIRED_STATE.read_text(encoding="utf-8"))
-    data["action_groups"][0]["webhook_receivers"] = [
-        {"name": "teams-oncall", "uri_secret": "teams-webhook-uri"}
-    ]
-    data["secrets"]["items"].append({"name": "teams-webhook-uri", "source": {"external": True}})
-    path = tmp_path / "desired_state.yaml"
-    with path.open("w", encoding="utf-8") as handle:
-        yaml.dump(data, handle)
-    return load_desired_state(path)
-
-
 def _outputs(result: Any, planned: Any, caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(
         [
@@ -315,7 +296,7 @@ def test_a_webhook_uri_echoed_by_an_error_is_redacted(
     ctl("POST", "faults", [{"method": "PUT", "path": "/actionGroups/", "status": 400,
                             "code": "BadRequest", "message": f"webhook {uri} is not reachable",
                             "count": 5}])  # fmt: skip
-    state = _state_with_webhook(tmp_path)
+    state = state_with_webhook(tmp_path)
     address = "action_group/nsc-ag-agent-dev"
     planned = plan(state, clients, targets=[address])
     result = apply(planned, state, clients)
@@ -404,7 +385,7 @@ def test_a_write_retried_from_the_same_snapshot_sets_no_second_value(
 def test_webhook_receivers_are_compared_from_outside_without_reading_the_uri(
     emu: Emulator, ctl: Ctl, tmp_path: Path
 ) -> None:
-    state = _state_with_webhook(tmp_path)
+    state = state_with_webhook(tmp_path)
     uri = "https://prod-00.koreacentral.logic.azure.com/workflows/abc?sig=Hk3TokenQw9Er5Ty"
     clients = Clients(AzureTarget.for_emulator(str(emu.info["arm"])))
     from azure.mgmt.keyvault.models import SecretCreateOrUpdateParameters, SecretProperties

@@ -137,27 +137,7 @@ class SecretWriter:
     ) -> None:
         """A new version holding ``value`` (recovering a soft-deleted secret first), pinned
         in ``nsc-version``; ``on_set`` hears of the version before the pin is written."""
-
-        def data_plane() -> None:
-            client = self.client()
-            try:
-                self._data_set(client, value, tags, content_type, on_set)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()
-                self._data_set(client, value, tags, content_type, on_set)
-
-        def control_plane() -> None:
-            try:
-                self._arm_put(value, tags, content_type, on_set)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()  # needs the data plane; fails clearly when it is private
-                self._arm_put(value, tags, content_type, on_set)
-
-        self._either(data_plane, control_plane)
+        self._set_recovering(value, tags, content_type, on_set, keep_recovered=False)
 
     def create_once(
         self, value: str, tags: dict[str, str], content_type: str | None, on_set: OnSet
@@ -165,32 +145,45 @@ class SecretWriter:
         """Set a freshly generated ``value``, unless a soft-deleted secret of that name comes
         back on recovery: its value is kept (generated once means once). False when a
         recovered value was kept."""
-
-        def data_plane() -> None:
-            client = self.client()
-            try:
-                self._data_set(client, value, tags, content_type, on_set)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()
-                raise _Recovered() from None
-
-        def control_plane() -> None:
-            try:
-                self._arm_put(value, tags, content_type, on_set)
-            except Exception as error:
-                if not _is_deleted_conflict(error):
-                    raise
-                self._recover()
-                raise _Recovered() from None
-
         try:
-            self._either(data_plane, control_plane)
+            self._set_recovering(value, tags, content_type, on_set, keep_recovered=True)
         except _Recovered:
             self.update(tags, content_type)
             return False
         return True
+
+    def _set_recovering(
+        self,
+        value: str,
+        tags: dict[str, str],
+        content_type: str | None,
+        on_set: OnSet,
+        *,
+        keep_recovered: bool,
+    ) -> None:
+        """Set ``value`` through either plane; a name held by a soft-deleted secret is
+        recovered first (data plane only: fails clearly when it is private), then set again,
+        or, with ``keep_recovered``, left holding the recovered value (raises _Recovered)."""
+
+        def recovering(write: Callable[[], None]) -> None:
+            try:
+                write()
+            except Exception as error:
+                if not _is_deleted_conflict(error):
+                    raise
+                self._recover()
+                if keep_recovered:
+                    raise _Recovered() from None
+                write()
+
+        def data_plane() -> None:
+            client = self.client()
+            recovering(lambda: self._data_set(client, value, tags, content_type, on_set))
+
+        def control_plane() -> None:
+            recovering(lambda: self._arm_put(value, tags, content_type, on_set))
+
+        self._either(data_plane, control_plane)
 
     def update(self, tags: dict[str, str], content_type: str | None) -> None:
         """Tags and content type of the current version; no new version, value untouched."""

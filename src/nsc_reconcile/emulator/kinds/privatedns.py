@@ -88,13 +88,12 @@ def refresh_zone_counters(world: World, zone_rid: str) -> None:
     world.put(str(zone["id"]), zone)
 
 
-class PrivateDnsZoneKind(Kind):
-    """``Microsoft.Network/privateDnsZones``: location ``global``, SOA ``@`` made with it."""
+class _PrivateDnsOperationKind(Kind):
+    """Zones and VNet links: the private DNS operations. Recorded
+    (Test_Networking_PrivateDnsZone_20240601_CRUD): every write is 202 with both headers and
+    a ``{}`` body for a PUT; the operation answers 202 while it runs."""
 
-    type = ZONE_TYPE
     system_data = False  # not in the 2024-06-01 privatedns schema
-    # Recorded (Test_Networking_PrivateDnsZone_20240601_CRUD): every write is 202 with both
-    # headers; the operation answers 202 while it runs.
     on_create = Reply(202, BOTH)
     on_update = Reply(202, BOTH)
     on_delete = Reply(202, BOTH)
@@ -103,6 +102,11 @@ class PrivateDnsZoneKind(Kind):
     def accepted_body(self, verb: str, started: str) -> Any:
         return {} if verb == "put" else None
 
+
+class PrivateDnsZoneKind(_PrivateDnsOperationKind):
+    """``Microsoft.Network/privateDnsZones``: location ``global``, SOA ``@`` made with it."""
+
+    type = ZONE_TYPE
     immutable: ClassVar[dict[str, str]] = {"location": "LocationNotAvailableForResourceType"}
 
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
@@ -163,21 +167,10 @@ def _internal_id(world: World, rid: str) -> str:
     return base64.b64encode(raw).decode().rstrip("=")
 
 
-class VirtualNetworkLinkKind(Kind):
+class VirtualNetworkLinkKind(_PrivateDnsOperationKind):
     """``privateDnsZones/virtualNetworkLinks``: the VNet must exist; one link per VNet."""
 
     type = LINK_TYPE
-    system_data = False  # not in the 2024-06-01 privatedns schema
-    # Recorded (Test_Networking_PrivateDnsZone_20240601_CRUD): every write is 202 with both
-    # headers; the operation answers 202 while it runs.
-    on_create = Reply(202, BOTH)
-    on_update = Reply(202, BOTH)
-    on_delete = Reply(202, BOTH)
-    poll_in_progress_status = 202
-
-    def accepted_body(self, verb: str, started: str) -> Any:
-        return {} if verb == "put" else None
-
     location_required = False
     immutable: ClassVar[dict[str, str]] = {"properties.virtualNetwork.id": "BadRequest"}
 
