@@ -5,8 +5,9 @@ emulator after POST reset, cleared faults and log), ``ctl`` (its control interfa
 ``clients`` (SDK clients wired to it), ``kube`` (a kubernetes client to its cluster, as
 someone else would use it) and ``vault_client`` (the seed vault's data plane, as someone else
 would use it); ``state_with_webhook`` builds a desired state with a webhook receiver.
-With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is exported there as oav exchanges at teardown. ``spec_pack``: the REST spec pack for oav (skips the
-test when there is none).
+With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is exported there as oav
+exchanges at teardown. ``spec_pack``: the REST spec pack for oav (skips the test when there is
+none).
 """
 
 from __future__ import annotations
