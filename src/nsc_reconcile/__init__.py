@@ -21,6 +21,8 @@ from nsc_reconcile.loader import load_desired_state
 from nsc_reconcile.model.state import DesiredState
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from nsc_reconcile.azure import Clients
     from nsc_reconcile.engine import Progress
     from nsc_reconcile.plans import ApplyResult, Plan
@@ -95,15 +97,20 @@ def verify(
     clients: Clients,
     *,
     resolver: str | None = None,
-    smoke: bool = False,
+    smoke: bool | Sequence[str] = False,
     parallelism: int = 8,
+    origin: str = "runner",
 ) -> VerifyReport:
     """Walk the plan's Definition of Done against live state: one ``Check`` (PASS, FAIL or
     SKIP, with evidence) per item; ``report.ok`` is True when none failed. Reads only, except
-    ``smoke``: it posts one test event per agent event type through the Logs Ingestion API
-    and confirms they landed. ``resolver`` (``IP:PORT``): DNS server inside the VNet for the
+    ``smoke`` (True: every smoke; or names from ``SMOKE_NAMES``): the smokes connect to the
+    private endpoints, call OpenAI, write a LangFuse trace and post one test event per agent
+    event type (alerts fire); ``origin`` (runner, aks, databricks) is where the connectivity
+    smokes run. ``resolver`` (``IP:PORT``): DNS server inside the VNet for the
     name-resolution checks (default: the emulator's DNS server when ``clients`` target an
     emulator; otherwise those checks SKIP)."""
     from nsc_reconcile.verification import verify as run_verify
 
-    return run_verify(state, clients, resolver=resolver, smoke=smoke, parallelism=parallelism)
+    return run_verify(
+        state, clients, resolver=resolver, smoke=smoke, parallelism=parallelism, origin=origin
+    )

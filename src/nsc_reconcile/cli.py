@@ -336,10 +336,17 @@ def apply(
               help="DNS server inside the VNet for the name-resolution checks (default with "
               "--emulator: the emulator's DNS server; otherwise those checks are "
               "skipped).")  # fmt: skip
-@click.option("--smoke", is_flag=True,
-              help="Also run the alert smoke: post one test event per agent event type to the "
-              "data collection rule (writes log rows; real alerts fire) and confirm they "
-              "landed.")  # fmt: skip
+@click.option("--smoke", "smoke_names", is_flag=False, flag_value="all", default=None,
+              metavar="[NAMES]",
+              help="Also run the smoke tests (seed phase 4): all, or a comma list of dns, "
+              "postgres, openai, langfuse, alerts, network. They connect to the private "
+              "endpoints as a client inside the VNet, make one OpenAI call, write one LangFuse "
+              "trace and post one test event per agent event type (real alerts fire). Put FILE "
+              "first or write --smoke=NAMES.")  # fmt: skip
+@click.option("--from", "origin", type=click.Choice(["runner", "aks", "databricks"]),
+              default="runner", show_default=True,
+              help="Where the connectivity smokes run: this machine (inside the VNet), a Job "
+              "on the AKS cluster, or a one-time run on the Databricks workspace.")  # fmt: skip
 @emulator_option
 @parallelism_option
 def verify(
@@ -348,7 +355,8 @@ def verify(
     fmt: str,
     out: Path | None,
     resolver: str | None,
-    smoke: bool,
+    smoke_names: str | None,
+    origin: str,
     emulator_url: str | None,
     parallelism: int,
 ) -> int:
@@ -356,7 +364,17 @@ def verify(
     Reads only (except --smoke). Exit 0 all passed (skips allowed), 3 a check failed, 1 error."""
     from nsc_reconcile.loader import load_desired_state
     from nsc_reconcile.verification import default_resolver, run_checks
+    from nsc_reconcile.verification.smokes import parse_smokes
 
+    smoke: tuple[str, ...] = ()
+    if smoke_names is not None:
+        try:
+            smoke = parse_smokes(smoke_names)
+        except ValueError as error:
+            hint = ""
+            if smoke_names.endswith((".yaml", ".yml")):
+                hint = f" (--smoke took {smoke_names} as its value: put FILE first)"
+            raise click.UsageError(f"--smoke: {error}{hint}") from None
     state = load_desired_state(file, env=env)
     with _target(emulator_url, state.subscription_id) as (clients, where):
         try:
@@ -365,7 +383,7 @@ def verify(
             raise click.UsageError(str(error)) from None
         err.print(f"verifying {file} ({state.environment}) against {where}", highlight=False)
         engine = _engine(state, clients, file, parallelism)
-        report = run_checks(engine, resolver=dns_server, smoke=smoke, target=where)
+        report = run_checks(engine, resolver=dns_server, smoke=smoke, target=where, origin=origin)
     if out is not None:
         out.write_text(report.render(fmt), encoding="utf-8")
         err.print(f"report ({fmt}) written to {out}", highlight=False)

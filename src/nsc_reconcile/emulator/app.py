@@ -19,6 +19,7 @@ from nsc_reconcile.emulator.dns import DnsServer
 from nsc_reconcile.emulator.ingestion import IngestionPlane
 from nsc_reconcile.emulator.keyvault import KeyVaultPlane
 from nsc_reconcile.emulator.kubernetes import KubernetesPlane
+from nsc_reconcile.emulator.network import Network
 from nsc_reconcile.emulator.protocol import Plane, Request, Response
 from nsc_reconcile.emulator.server import Controls, HttpServer, TlsFiles, make_tls
 from nsc_reconcile.emulator.worlds import build_world
@@ -52,6 +53,9 @@ class Emulator:
         self._built_world = isinstance(world, str)
         self.port = port
         self.controls = Controls()
+        # Where the world's addresses (private endpoint IPs, public service addresses, cluster
+        # IPs) are served on loopback; data planes register here (see network.py).
+        self.network = Network(self.world)
         self.info: dict[str, Any] = {}
         self._servers: list[HttpServer] = []
         self._tls: TlsFiles | None = None
@@ -65,7 +69,9 @@ class Emulator:
         if self._servers:
             return self
         self._tls = make_tls()
-        control = ControlPlane(self.world, self.controls, lambda: dict(self.info), self.reset)
+        control = ControlPlane(
+            self.world, self.controls, lambda: dict(self.info), self.reset, self.network
+        )
         arm = self._serve(_ArmRouter(control, self.world), "arm", port=self.port)
         keyvault_url = self._mount_keyvault()
         kubernetes_url = self._mount_kubernetes()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nsc_reconcile.emulator.arm import World
+from nsc_reconcile.emulator.network import Network
 from nsc_reconcile.emulator.protocol import Request, Response
 from nsc_reconcile.emulator.server import Controls, FaultRule
 
@@ -33,8 +34,10 @@ class ControlPlane:
         controls: Controls,
         info: Callable[[], dict[str, Any]],
         reset: Callable[[], None],
+        network: Network | None = None,
     ) -> None:
         self.world = world
+        self.network = network
         self.controls = controls
         self._info = info
         self._reset = reset
@@ -70,6 +73,8 @@ class ControlPlane:
                 if table is not None:
                     return Response(200, list(self.world.logs.get(table, [])))
                 return Response(200, {name: list(rows) for name, rows in self.world.logs.items()})
+        if route == ("GET", "route"):
+            return self._route(request)
         if route == ("POST", "check-password"):
             return self._check_password(body)
         if route == ("POST", "reset"):
@@ -89,6 +94,20 @@ class ControlPlane:
             return _error(400, "InvalidFault", "faults must be JSON objects")
         self.controls.add_faults(rules)
         return Response(200, [rule.to_json() for rule in self.controls.faults()])
+
+    def _route(self, request: Request) -> Response:
+        """Where ``address:port`` of the emulated world is served on loopback:
+        ``{"address", "port", "to": "127.0.0.1:N", "what"}``; 404 ``NoRoute`` when nothing
+        listens there (a client sees that as a connection that never answers)."""
+        address = request.query.get("address", "")
+        try:
+            port = int(request.query.get("port", ""))
+        except ValueError:
+            return _error(400, "InvalidRequestContent", "needs ?address=IP&port=N")
+        found = self.network.route(address, port) if self.network is not None else None
+        if found is None:
+            return _error(404, "NoRoute", f"nothing listens at {address}:{port} in this world")
+        return Response(200, found.to_json())
 
     def _check_password(self, body: Any) -> Response:
         """Whether a write-only password (a PostgreSQL server's admin password) is the one

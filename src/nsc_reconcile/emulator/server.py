@@ -194,13 +194,30 @@ class Controls:
         return None
 
 
+# The names a data plane of the emulated world answers for, besides loopback: the public and
+# private-link names of the services behind private endpoints (a client verifies the
+# certificate against the service's real host name, as on Azure, while it dials loopback).
+SERVICE_NAMES = (
+    "*.openai.azure.com",
+    "*.privatelink.openai.azure.com",
+    "*.cognitiveservices.azure.com",
+    "*.privatelink.cognitiveservices.azure.com",
+    "*.postgres.database.azure.com",
+    "*.privatelink.postgres.database.azure.com",
+)
+
+
 @dataclass(frozen=True)
 class TlsFiles:
-    """A CA made at start and a server certificate for 127.0.0.1/localhost signed by it."""
+    """A CA made at start and one server certificate signed by it: for 127.0.0.1/localhost
+    and the Azure service names of ``SERVICE_NAMES``; also as PEM files (``leaf_cert``,
+    ``leaf_key``) for a server that reads files (PostgreSQL)."""
 
     directory: Path
     ca_cert: Path
     context: ssl.SSLContext
+    leaf_cert: Path
+    leaf_key: Path
 
 
 def make_tls(directory: Path | None = None) -> TlsFiles:
@@ -209,12 +226,18 @@ def make_tls(directory: Path | None = None) -> TlsFiles:
 
     folder = directory or Path(tempfile.mkdtemp(prefix="nsc-emulator-tls-"))
     ca = trustme.CA(organization_name="nsc-reconcile emulator")
-    leaf = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    leaf = ca.issue_cert("127.0.0.1", "localhost", "::1", *SERVICE_NAMES)
     ca_path = folder / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
+    cert_path, key_path = folder / "server.crt", folder / "server.key"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key_path.write_bytes(leaf.private_key_pem.bytes())
+    key_path.chmod(0o600)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
-    return TlsFiles(directory=folder, ca_cert=ca_path, context=context)
+    return TlsFiles(
+        directory=folder, ca_cert=ca_path, context=context, leaf_cert=cert_path, leaf_key=key_path
+    )
 
 
 def _decoded(body: bytes, content_type: str, encoding: str = "") -> Any:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.model.network import PrivateEndpoint
 from nsc_reconcile.resources.base import Live, to_wire
+from nsc_reconcile.verification.netview import NetworkView
 from nsc_reconcile.verification.results import Check, Status
 
 if TYPE_CHECKING:
@@ -41,8 +42,37 @@ class Run:
     plan: Plan
     resolver: tuple[str, int] | None
     smoke: bool
+    origin: str = "runner"  # where connectivity smokes run from: runner | aks | databricks
     endpoints: dict[str, EndpointFacts] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def network(self) -> NetworkView:
+        """The network as a client inside the VNet sees it (smoke tests connect through it)."""
+        if "network" not in self.cache:
+            self.cache["network"] = NetworkView.for_clients(self.clients, self.resolver)
+        view: NetworkView = self.cache["network"]
+        return view
+
+    def secret_value(self, name: str) -> str:
+        """The current value of Key Vault secret ``name`` in the desired state's vault, read
+        through the data plane (a smoke's credential). Never put it in evidence: the report
+        redacts known values, but a check must not rely on that. Raises when unreadable."""
+        values: dict[str, str] = self.cache.setdefault("secret-values", {})
+        if name not in values:
+            if self.state.secrets is None:
+                raise LookupError(f"no Key Vault declared to read {name} from")
+            vault = self.state.secrets.vault
+            live = self.live(f"key_vault/{vault}")
+            uri = live.fields.get("properties.vaultUri") if live is not None else None
+            if not uri:
+                raise LookupError(f"Key Vault {vault} does not exist or has no vaultUri")
+            secret = self.clients.secret_client(str(uri)).get_secret(name)
+            if secret.value is None:
+                raise LookupError(f"Key Vault secret {name} has no value")
+            values[name] = secret.value
+            self.engine.redactor.add(secret.value)
+        return values[name]
 
     @property
     def state(self) -> DesiredState:

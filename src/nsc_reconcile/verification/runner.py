@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from nsc_reconcile.verification.keyvault import (
 from nsc_reconcile.verification.resolver import default_resolver
 from nsc_reconcile.verification.results import Check, Status, VerifyReport
 from nsc_reconcile.verification.services import check_langfuse_postgres, check_openai_account
-from nsc_reconcile.verification.smoke import check_alert_smoke, smoke_not_automated
+from nsc_reconcile.verification.smokes import SMOKE_NAMES, run_smokes
 from nsc_reconcile.verification.workload import check_langfuse_internal, check_langfuse_ready
 
 if TYPE_CHECKING:
@@ -74,14 +74,19 @@ def run_checks(
     engine: Engine,
     *,
     resolver: tuple[str, int] | None = None,
-    smoke: bool = False,
+    smoke: bool | Sequence[str] = False,
     target: str | None = None,
+    origin: str = "runner",
 ) -> VerifyReport:
     """Every check, in Definition-of-Done order, with ``engine`` (its plan is check 8 and its
-    reads are shared by the other checks). Reads only, except the alert smoke."""
+    reads are shared by the other checks). Reads only, except the smokes: ``smoke`` True runs
+    every smoke (``SMOKE_NAMES``), a sequence runs those. ``origin`` is where the connectivity
+    smokes run from: ``runner`` (this machine, inside the VNet), ``aks`` (a Job on the
+    cluster) or ``databricks`` (a one-time run on the workspace)."""
     start = time.monotonic()
+    smokes = tuple(SMOKE_NAMES if smoke is True else () if smoke is False else smoke)
     plan = engine.plan()
-    run = Run(engine, plan, resolver, smoke)
+    run = Run(engine, plan, resolver, bool(smokes), origin=origin)
     state = engine.state
     steps: list[tuple[str, str, Callable[[], Check]]] = []
 
@@ -122,15 +127,7 @@ def run_checks(
     add("plan-clean", "Plan is clean", check_plan_clean)
 
     checks = [_guarded(i, t, m) for i, t, m in steps]
-    if smoke:
-        try:
-            checks += check_alert_smoke(run)
-        except Exception as error:
-            from nsc_reconcile.retry import describe_error
-
-            checks.append(Check("smoke-alert", "Alert smoke", Status.FAIL, "",
-                                f"could not check: {describe_error(error)}"))  # fmt: skip
-        checks += smoke_not_automated()
+    checks += run_smokes(run, smokes)
     redact = engine.redactor.redact
     checks = [Check(c.id, c.title, c.status, redact(c.evidence), redact(c.detail)) for c in checks]
     return VerifyReport(
@@ -148,12 +145,13 @@ def verify(
     clients: Clients,
     *,
     resolver: str | None = None,
-    smoke: bool = False,
+    smoke: bool | Sequence[str] = False,
     parallelism: int = 8,
+    origin: str = "runner",
 ) -> VerifyReport:
     """Check live state against the Definition of Done; see ``nsc_reconcile.verify``."""
     from nsc_reconcile.engine import Engine
 
     where = default_resolver(clients, resolver)
     engine = Engine(state, clients, parallelism=parallelism)
-    return run_checks(engine, resolver=where, smoke=smoke)
+    return run_checks(engine, resolver=where, smoke=smoke, origin=origin)

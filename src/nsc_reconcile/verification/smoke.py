@@ -16,7 +16,7 @@ from typing import Any
 from nsc_reconcile.verification.alerts import SEED_EVENTS
 from nsc_reconcile.verification.context import Run, make_check
 from nsc_reconcile.verification.resolver import is_loopback
-from nsc_reconcile.verification.results import Check, Status
+from nsc_reconcile.verification.results import Check
 
 SMOKE_PREFIX = "nsc-verify-smoke-"
 
@@ -27,6 +27,11 @@ def _smoke_rule(run: Run) -> Any:
         (r for r in run.state.data_collection_rules if r.table in tables),
         run.state.data_collection_rules[0] if run.state.data_collection_rules else None,
     )
+
+
+def smoke_alerts(run: Run) -> list[Check]:
+    """The "alerts" smoke (``verify --smoke alerts``)."""
+    return check_alert_smoke(run)
 
 
 def check_alert_smoke(run: Run) -> list[Check]:
@@ -134,17 +139,3 @@ def _emulator_logs(arm: str, table: str) -> list[dict[str, Any]]:
     with opener.open(url, timeout=10) as answer:
         loaded = json.load(answer)
     return [r for r in loaded if isinstance(r, dict)] if isinstance(loaded, list) else []
-
-
-def smoke_not_automated() -> list[Check]:
-    """The Definition-of-Done smoke items that need a client inside the VNet: reported as
-    SKIP so that the report walks the whole list."""
-    reason = "needs a client inside the VNet (AKS pod or Databricks job); not automated by verify"
-    return [
-        Check("smoke-openai-call", "Smoke: an OpenAI call from AKS/Databricks succeeds",
-              Status.SKIP, "", reason),
-        Check("smoke-postgres-connect", "Smoke: LangFuse PostgreSQL accepts a connection from AKS",
-              Status.SKIP, "", reason),
-        Check("smoke-langfuse-trace", "Smoke: a LangFuse trace is written and read back",
-              Status.SKIP, "", reason),
-    ]  # fmt: skip

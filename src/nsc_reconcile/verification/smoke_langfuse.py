@@ -1,0 +1,10 @@
+"""Smoke test "langfuse" (seed §5 phase 4): not built yet."""
+
+from __future__ import annotations
+
+from nsc_reconcile.verification.context import Run, make_check
+from nsc_reconcile.verification.results import Check
+
+
+def smoke_langfuse(run: Run) -> list[Check]:  # noqa: ARG001
+    return [make_check("smoke-langfuse", "Smoke: langfuse", [], [], skip="not built yet")]
