@@ -14,8 +14,8 @@ SMOKE_NAMES = ("dns", "postgres", "openai", "langfuse", "alerts", "network")
 
 
 def _smokes() -> dict[str, Callable[[Run], list[Check]]]:
+    from nsc_reconcile.verification.dns import smoke_dns
     from nsc_reconcile.verification.smoke import smoke_alerts
-    from nsc_reconcile.verification.smoke_dns import smoke_dns
     from nsc_reconcile.verification.smoke_langfuse import smoke_langfuse
     from nsc_reconcile.verification.smoke_network import smoke_network
     from nsc_reconcile.verification.smoke_openai import smoke_openai
