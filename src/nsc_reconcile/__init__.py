@@ -100,6 +100,7 @@ def verify(
     smoke: bool | Sequence[str] = False,
     parallelism: int = 8,
     origin: str = "runner",
+    alert_wait_s: float | None = None,
 ) -> VerifyReport:
     """Walk the plan's Definition of Done against live state: one ``Check`` (PASS, FAIL or
     SKIP, with evidence) per item; ``report.ok`` is True when none failed. Reads only, except
@@ -108,9 +109,16 @@ def verify(
     event type (alerts fire); ``origin`` (runner, aks, databricks) is where the connectivity
     smokes run. ``resolver`` (``IP:PORT``): DNS server inside the VNet for the
     name-resolution checks (default: the emulator's DNS server when ``clients`` target an
-    emulator; otherwise those checks SKIP)."""
+    emulator; otherwise those checks SKIP). ``alert_wait_s``: how long the alerts smoke
+    waits for every rule to fire (default: from the rules' evaluation frequency)."""
     from nsc_reconcile.verification import verify as run_verify
 
     return run_verify(
-        state, clients, resolver=resolver, smoke=smoke, parallelism=parallelism, origin=origin
+        state,
+        clients,
+        resolver=resolver,
+        smoke=smoke,
+        parallelism=parallelism,
+        origin=origin,
+        alert_wait_s=alert_wait_s,
     )

@@ -32,6 +32,7 @@ from nsc_reconcile.retry import Deadline, current_deadline
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
+    from azure.mgmt.alertsmanagement import AlertsManagementClient
     from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
@@ -423,6 +424,14 @@ class Clients:
 
         t = self.target
         return MonitorManagementClient(t.credential, t.subscription_id, **self.mgmt_kwargs())
+
+    @cached_property
+    def alertsmanagement(self) -> AlertsManagementClient:
+        """Fired alerts (Alerts Management API): what the alert smoke waits for."""
+        from azure.mgmt.alertsmanagement import AlertsManagementClient
+
+        t = self.target
+        return AlertsManagementClient(t.credential, t.subscription_id, **self.mgmt_kwargs())
 
     @cached_property
     def loganalytics(self) -> LogAnalyticsManagementClient:

@@ -33,6 +33,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_VERIFY_FAILED = 3  # verify: at least one check failed
+EXIT_STEP_FAILED = 3  # rotate: a step failed (the run stopped there)
 
 BUNDLED = "<bundled>"
 # The secret values this process handles (one CLI run = one process): redacted everywhere.
@@ -347,6 +348,14 @@ def apply(
               default="runner", show_default=True,
               help="Where the connectivity smokes run: this machine (inside the VNet), a Job "
               "on the AKS cluster, or a one-time run on the Databricks workspace.")  # fmt: skip
+@click.option("--alert-wait", "alert_wait_s", type=click.FloatRange(min=0), default=None,
+              metavar="SECONDS",
+              help="How long the alerts smoke waits for every alert rule to fire (default: one "
+              "evaluation period plus 5 minutes on Azure; two scaled periods on the "
+              "emulator).")  # fmt: skip
+@click.option("--require-gate", is_flag=True,
+              help="Exit 3 when the desired state's gate (INFRA-READY) stays CLOSED, even if "
+              "no check failed (a SKIP is not evidence).")  # fmt: skip
 @emulator_option
 @parallelism_option
 def verify(
@@ -357,11 +366,14 @@ def verify(
     resolver: str | None,
     smoke_names: str | None,
     origin: str,
+    alert_wait_s: float | None,
+    require_gate: bool,
     emulator_url: str | None,
     parallelism: int,
 ) -> int:
     """Check the Definition of Done against live state, item by item, with evidence.
-    Reads only (except --smoke). Exit 0 all passed (skips allowed), 3 a check failed, 1 error."""
+    Reads only (except --smoke). Exit 0 all passed (skips allowed), 3 a check failed (or, with
+    --require-gate, the gate stayed CLOSED), 1 error."""
     from nsc_reconcile.loader import load_desired_state
     from nsc_reconcile.verification import default_resolver, run_checks
     from nsc_reconcile.verification.smokes import parse_smokes
@@ -383,12 +395,25 @@ def verify(
             raise click.UsageError(str(error)) from None
         err.print(f"verifying {file} ({state.environment}) against {where}", highlight=False)
         engine = _engine(state, clients, file, parallelism)
-        report = run_checks(engine, resolver=dns_server, smoke=smoke, target=where, origin=origin)
+        report = run_checks(
+            engine,
+            resolver=dns_server,
+            smoke=smoke,
+            target=where,
+            origin=origin,
+            progress=lambda message: err.print(message, highlight=False, markup=False),
+            alert_wait_s=alert_wait_s,
+        )
     if out is not None:
         out.write_text(report.render(fmt), encoding="utf-8")
         err.print(f"report ({fmt}) written to {out}", highlight=False)
         fmt = "text"
     out_console.print(report.render(fmt), highlight=False, markup=False, soft_wrap=True)
+    if require_gate and report.gate is None:
+        err.print("--require-gate: FILE declares no gate", highlight=False)
+        return EXIT_VERIFY_FAILED
+    if require_gate and report.gate is not None and not report.gate.open:
+        return EXIT_VERIFY_FAILED
     return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
 
 
@@ -412,12 +437,14 @@ def _confirm_data_loss(planned: Plan, already: set[str]) -> set[str]:
 
 
 @contextmanager
-def _apply_lease(clients: Clients, state: DesiredState, wait_s: float) -> Iterator[None]:
+def _apply_lease(
+    clients: Clients, state: DesiredState, wait_s: float, command: str = "apply"
+) -> Iterator[None]:
     """Hold the environment's apply lease (lease.py) around the writes; a ClickException
     naming the holder when another apply has it."""
     from nsc_reconcile.lease import ApplyLease, LeaseHeldError, LeaseInfo
 
-    lease = ApplyLease(clients, state.resource_group, state.environment)
+    lease = ApplyLease(clients, state.resource_group, state.environment, command=command)
 
     def waiting(holder: LeaseInfo) -> None:
         err.print(
@@ -447,6 +474,188 @@ def _load_plan(path: Path) -> Plan:
         return Plan.load(path)
     except (OSError, ValueError, KeyError) as error:
         raise click.UsageError(f"{path}: not a readable plan file: {error}") from None
+
+
+@cli.command("docs")
+@file_argument
+@click.argument("documents", nargs=-1, metavar="[DOC]...",
+                type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
+@env_option
+@emulator_option
+@click.option("--update", is_flag=True,
+              help="Rewrite only the sections between nsc-reconcile markers of each DOC "
+              "(default: docs.documents next to FILE), appending missing ones; a rerun "
+              "changes no byte.")  # fmt: skip
+@click.option("--check", is_flag=True,
+              help="Exit 1 naming each DOC's stale or missing sections (for CI); writes "
+              "nothing.")  # fmt: skip
+@parallelism_option
+def docs(
+    file: Path,
+    documents: tuple[Path, ...],
+    env: str | None,
+    emulator_url: str | None,
+    update: bool,
+    check: bool,
+    parallelism: int,
+) -> int:
+    """Render the plan's documents (Infra_Manual.md 4.3, 6.6, 7.2, 7.3; TEAM_CREDENTIALS.md)
+    from FILE and live state: ids, IPs, FQDNs, states, never a secret value. Without options,
+    print the sections. Reads Azure only; writes nothing there."""
+    from nsc_reconcile.documents import (
+        DocumentError,
+        begin_marker,
+        check_document,
+        default_documents,
+        end_marker,
+        render_documents,
+        update_document,
+    )
+    from nsc_reconcile.loader import load_desired_state
+
+    if update and check:
+        raise click.UsageError("--update and --check exclude each other")
+    if documents and not (update or check):
+        raise click.UsageError("name documents with --update or --check")
+    state = load_desired_state(file, env=env)
+    with _target(emulator_url, state.subscription_id) as (clients, where):
+        err.print(f"reading {file} ({state.environment}) from {where}", highlight=False)
+        facts, sections = render_documents(_engine(state, clients, file, parallelism))
+    if facts.pending:
+        err.print(f"note: live state differs from {file} (" + ", ".join(facts.pending)
+                  + "): the documents show live state", highlight=False)  # fmt: skip
+    if not (update or check):
+        for section, text in sections.items():
+            sys.stdout.write(f"{begin_marker(section)}\n{text}{end_marker(section)}\n\n")
+        return EXIT_OK
+    paths = list(documents) or default_documents(state.docs.documents, file.parent)
+    stale = False
+    try:
+        for path in paths:
+            if update:
+                changed = update_document(path, sections, state.docs.documents)
+                err.print(f"{path}: {'updated' if changed else 'unchanged'}", highlight=False)
+                continue
+            status = check_document(path, sections, state.docs.documents)
+            stale = stale or not status.current
+            found = ", ".join(f"{section} ({why})" for section, why in status.problems)
+            out_console.print(f"{path}: " + (f"stale: {found}" if found else "current"),
+                              highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    except DocumentError as error:
+        raise click.ClickException(str(error)) from None
+    return EXIT_ERROR if stale else EXIT_OK
+
+
+@cli.command("scan-docs")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="PATH...")  # fmt: skip
+@click.option("--desired-state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="Also look for the current value of every sensitive Key Vault secret of "
+              "FILE (read through the vault's data plane, compared in memory).")  # fmt: skip
+@env_option
+@emulator_option
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Accepted findings (JSON), e.g. .nsc-scan-baseline.json.")  # fmt: skip
+@click.option("--update-baseline", is_flag=True,
+              help="Write the current findings to --baseline as accepted (never a Key Vault "
+              "value).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")  # fmt: skip
+def scan_docs(
+    paths: tuple[Path, ...],
+    state_file: Path | None,
+    env: str | None,
+    emulator_url: str | None,
+    baseline: Path | None,
+    update_baseline: bool,
+    fmt: str,
+) -> int:
+    """Find plain-text credentials in documents (files, directories). Reports
+    file:line:column and the kind, never the text. Exit 0 clean, 1 new findings or error."""
+    from nsc_reconcile.docscan import Baseline, ScanError, VaultValues, read_vault_values, scan
+
+    if update_baseline and baseline is None:
+        raise click.UsageError("--update-baseline needs --baseline FILE")
+    if state_file is None and (env is not None or emulator_url is not None):
+        raise click.UsageError("--env and --emulator apply to --desired-state FILE")
+    try:
+        accepted = Baseline.load(baseline) if baseline is not None else None
+        vault: VaultValues | None = None
+        notes: list[str] = []
+        compared = ""
+        if state_file is not None:
+            from nsc_reconcile.loader import load_desired_state
+
+            state = load_desired_state(state_file, env=env)
+            with _target(emulator_url, state.subscription_id) as (clients, where):
+                vault, notes = read_vault_values(state, clients, REDACTOR)
+            compared = f"; compared with {len(vault.names)} Key Vault value(s) ({where})"
+        result = scan(paths, vault, skip=[baseline] if baseline is not None else [])
+    except ScanError as error:
+        raise click.ClickException(str(error)) from None
+    for note in notes:
+        err.print(f"not compared: {note}", highlight=False)
+    if accepted is not None and update_baseline:
+        written = accepted.write(result.findings)
+        err.print(f"baseline {baseline}: {written} accepted finding(s)", highlight=False)
+    new = [f for f in result.findings if accepted is None or not accepted.accepts(f)]
+    if fmt == "json":
+        body = {"files": result.files, "findings": [f.to_json() for f in new],
+                "accepted": len(result.findings) - len(new)}  # fmt: skip
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    else:
+        for finding in new:
+            out_console.print(finding.render(), highlight=False, markup=False, soft_wrap=True)
+    skipped = len(result.findings) - len(new)
+    err.print(
+        f"scanned {result.files} file(s): {len(new)} finding(s)"
+        + (f", {skipped} accepted by the baseline" if skipped else "")
+        + compared,
+        highlight=False,
+    )
+    return EXIT_ERROR if new else EXIT_OK
+
+
+@cli.command()
+@file_argument
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
+@env_option
+@emulator_option
+@click.option("--yes", is_flag=True, help="Run the steps (default: a dry run: print them, "
+              "write nothing).")  # fmt: skip
+def rotate(file: Path, keys: tuple[str, ...], env: str | None, emulator_url: str | None,
+           yes: bool) -> int:  # fmt: skip
+    """Rotate Key Vault secrets KEY... of FILE (seed §9): generated values, OpenAI account
+    keys (no moment with a revoked key in Key Vault). Prints the steps; --yes runs them,
+    holding the apply lease, and stops at the first failure saying how to finish by hand.
+    Exit 0 done (or dry run), 1 refused or error, 3 a step failed. Never shows a value."""
+    from nsc_reconcile.loader import load_desired_state
+    from nsc_reconcile.rotate import RotationError, plan_rotations, run_rotations
+
+    def show(line: str) -> None:
+        out_console.print(REDACTOR.redact(line), highlight=False, markup=False, soft_wrap=True)
+
+    state = load_desired_state(file, env=env)
+    with _target(emulator_url, state.subscription_id) as (clients, where):
+        err.print(f"rotating in {file} ({state.environment}) against {where}", highlight=False)
+        engine = _engine(state, clients, file, 8)
+        try:
+            rotations = plan_rotations(engine, keys)
+        except RotationError as error:
+            raise click.ClickException(str(error)) from None
+        for rotation in rotations:
+            show(rotation.render())
+        if not yes:
+            err.print("dry run: nothing was written; run again with --yes to rotate",
+                      highlight=False)  # fmt: skip
+            return EXIT_OK
+        with _apply_lease(clients, state, 0, command="rotate"):
+            result = run_rotations(engine, rotations, show)
+    if result.ok:
+        err.print("rotation complete: run plan to see no change", highlight=False)
+        return EXIT_OK
+    return EXIT_STEP_FAILED
 
 
 @cli.command()

@@ -57,6 +57,12 @@ def _text(report: VerifyReport) -> str:
             label = "why" if check.status.value == "FAIL" else "skipped"
             lines.append(f"      {label}: {check.detail}")
     lines += ["", summary_line(report)]
+    if report.gate is not None:
+        lines += ["", f"{report.gate.name} gate: {report.gate.status}"]
+        for item in report.gate.items:
+            lines.append(f"  {'DONE    ' if item.done else 'NOT DONE'}  {item.id}  {item.title}")
+            if item.reason:
+                lines.append(f"            why: {item.reason}")
     return "\n".join(lines)
 
 
@@ -84,6 +90,20 @@ def _markdown(report: VerifyReport) -> str:
             f"| {_ICON[check.status.value]} | `{_md(check.id)}`<br>{_md(check.title)} | "
             f"{_md(check.evidence)} | {_md(check.detail)} |"
         )
+    if report.gate is not None:
+        lines += [
+            "",
+            f"### {report.gate.name} gate: **{report.gate.status}**",
+            "",
+            "| item | status | evidence | why |",
+            "|---|---|---|---|",
+        ]
+        for item in report.gate.items:
+            status = "DONE" if item.done else "**NOT DONE**"
+            lines.append(
+                f"| `{_md(item.id)}` {_md(item.title)} | {status} | "
+                f"{_md(', '.join(item.evidence))} | {_md(item.reason)} |"
+            )
     return "\n".join(lines)
 
 
@@ -132,6 +152,32 @@ def junit_xml(report: VerifyReport) -> str:
             ET.SubElement(case, "skipped", message=check.detail)
         if check.evidence:
             ET.SubElement(case, "system-out").text = check.evidence
+    if report.gate is not None:
+        _gate_suite(suites, report)
     ET.indent(suites)
     body = ET.tostring(suites, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
+
+
+def _gate_suite(suites: ET.Element, report: VerifyReport) -> None:
+    """A second ``<testsuite>``: one testcase per gate item, a ``<failure>`` when not done."""
+    assert report.gate is not None
+    items = report.gate.items
+    not_done = [item for item in items if not item.done]
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"{report.gate.name} gate ({report.environment}): {report.gate.status}",
+        tests=str(len(items)),
+        failures=str(len(not_done)),
+        errors="0",
+        skipped="0",
+    )
+    for item in items:
+        case = ET.SubElement(
+            suite, "testcase", classname="nsc_reconcile.gate", name=f"{item.id}: {item.title}"
+        )
+        if not item.done:
+            failure = ET.SubElement(case, "failure", message=item.reason, type="GateNotDone")
+            failure.text = item.reason
+        ET.SubElement(case, "system-out").text = "\n".join(item.evidence)

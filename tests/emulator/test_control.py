@@ -205,3 +205,18 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_the_request_log_never_keeps_basic_credentials(emu: Emulator, ctl: Ctl) -> None:
+    """Basic credentials (LangFuse project keys) are redacted in the log; a bearer token is
+    kept as sent (tests check which token a client used)."""
+    ctl("DELETE", "requests")
+    sub = emu.info["subscription_id"]
+    url = f"{emu.info['arm']}/subscriptions/{sub}/resourcegroups/2dt-final-team4?api-version=2021-04-01"
+    for header in ("Basic cGstbGYtMTIzOnNrLWxmLTQ1Ng==", "Bearer emulator-token"):
+        request = urllib.request.Request(url, headers={"Authorization": header})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10):
+            pass
+    logged = [e["request_headers"].get("authorization") for e in ctl("GET", "requests")]
+    assert logged == ["Basic <redacted>", "Bearer emulator-token"]

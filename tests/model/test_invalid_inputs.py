@@ -25,6 +25,10 @@ class Case:
 LONG = "x" * 65
 
 CASES = [
+    Case("gate-item-id", "    - id: DEV-043\n", "    - id: dev43\n", "gate.items[0].id",
+         "should match pattern"),
+    Case("gate-item-without-checks", '      checks: ["smoke-langfuse*", "smoke-alert*"]',
+         "      checks: []", "gate.items[3].checks", "at least 1 item"),
     Case("malformed-yaml", "version: 1\n", "version: [1\n", "", "malformed YAML",
          at="environment: dev"),
     Case("unknown-field", "    mode: create", "    mode: create\n    colour: blue",
@@ -33,7 +37,7 @@ CASES = [
          "postgresql_servers[0].storage_gib", "did you mean 'storage_gb'"),
     Case("wrong-type-int", "    storage_gb: 32", "    storage_gb: lots",
          "postgresql_servers[0].storage_gb", "valid integer"),
-    Case("wrong-type-strict", '    version: "16"', "    version: 16",
+    Case("wrong-type-strict", '    version: "15"', "    version: 15",
          "postgresql_servers[0].version", "'15', '16' or '17'"),
     Case("wrong-enum", "    sku: GlobalStandard", "    sku: Global",
          "openai_accounts[0].deployments[0].sku", "GlobalStandard"),
@@ -92,6 +96,21 @@ CASES = [
          'source: {address_prefixes: ["0.0.0.0/0"]}\n    destination: {private_endpoints: [nsc-pe-openai]}',
          "nsg_rules[0].source.address_prefixes", "opens the rule to the internet",
          at='source: {address_prefixes'),
+    Case("policy-nsg-allow-internet-tag", 'source: {subnets: ["nsc-vnet-${env}/snet-aks"]}\n    destination: {private_endpoints: [nsc-pe-openai]}',
+         'source: {service_tag: Internet}\n    destination: {private_endpoints: [nsc-pe-openai]}',
+         "nsg_rules[0].source", "an Allow rule from 'Internet' opens the path to the internet",
+         at="source: {service_tag: Internet}"),
+    Case("policy-nsg-allow-every-port", 'destination: {private_endpoints: [nsc-pe-openai]}\n    destination_ports: ["443"]\n  - name: allow-databricks-to-openai-443',
+         'destination: {private_endpoints: [nsc-pe-openai]}\n    destination_ports: ["*"]\n  - name: allow-databricks-to-openai-443',
+         "nsg_rules[0].destination_ports", "name the ports the path needs (443, 5432), not `*`",
+         at='destination_ports: ["*"]'),
+    Case("nsg-unknown-service-tag", "source: {service_tag: VirtualNetwork}",
+         "source: {service_tag: AzureCloud}", "nsg_rules[4].source.service_tag",
+         "'VirtualNetwork', 'AzureLoadBalancer', 'Internet' or '*' (got 'AzureCloud')"),
+    Case("nsg-rule-end-two-ways", "source: {service_tag: VirtualNetwork}",
+         'source: {service_tag: VirtualNetwork, address_prefixes: ["10.10.0.0/16"]}',
+         "nsg_rules[4].source", "exactly one of subnets, private_endpoints, address_prefixes, "
+         "service_tag is expected (got address_prefixes, service_tag)"),
     Case("name-openai-too-long", "  - name: nsc-aoai-${env}\n", f"  - name: {LONG}\n",
          "openai_accounts[0].name", "must be 2-64 characters long (got 65)"),
     Case("name-pg-uppercase", "  - name: nsc-pg-langfuse-${env}\n", "  - name: NSC-PG-Langfuse\n",
@@ -217,3 +236,21 @@ def test_missing_file_exits_1_without_traceback(
 
 
 CASES_BY_ID = {case.id: case for case in CASES}
+
+
+def test_a_deny_rule_may_name_the_internet_and_every_port(seed_text: str, tmp_path: Path) -> None:
+    """What an Allow rule must not name (the Internet, `*`), a Deny rule closes: accepted."""
+    extra = (
+        "  - name: deny-internet-to-pe\n    nsg: nsc-nsg-data-${env}\n    priority: 4001\n"
+        "    direction: Inbound\n    access: Deny\n    protocol: '*'\n"
+        "    source: {service_tag: Internet}\n"
+        "    destination: {private_endpoints: [nsc-pe-openai]}\n    destination_ports: ['*']\n"
+    )
+    marker = "\n# Seed §3.4 alerts"
+    assert seed_text.count(marker) == 1
+    path = tmp_path / "desired_state.yaml"
+    path.write_text(seed_text.replace(marker, extra + marker), encoding="utf-8")
+    rule = {r.name: r for r in load_desired_state(path).nsg_rules}["deny-internet-to-pe"]
+    assert rule.access == "Deny"
+    assert rule.source.service_tag == "Internet"
+    assert rule.destination_ports == ["*"]

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from nsc_reconcile.emulator.alerting import Alerting
 from nsc_reconcile.emulator.arm import World
 from nsc_reconcile.emulator.network import Network
 from nsc_reconcile.emulator.protocol import Request, Response
@@ -35,8 +36,10 @@ class ControlPlane:
         info: Callable[[], dict[str, Any]],
         reset: Callable[[], None],
         network: Network | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
         self.world = world
+        self.alerting = alerting
         self.network = network
         self.controls = controls
         self._info = info
@@ -73,6 +76,8 @@ class ControlPlane:
                 if table is not None:
                     return Response(200, list(self.world.logs.get(table, [])))
                 return Response(200, {name: list(rows) for name, rows in self.world.logs.items()})
+        if route in (("GET", "notifications"), ("GET", "alert-evaluations")):
+            return self._alerting_read(what)
         if route == ("GET", "route"):
             return self._route(request)
         if route == ("POST", "check-password"):
@@ -94,6 +99,15 @@ class ControlPlane:
             return _error(400, "InvalidFault", "faults must be JSON objects")
         self.controls.add_faults(rules)
         return Response(200, [rule.to_json() for rule in self.controls.faults()])
+
+    def _alerting_read(self, what: str) -> Response:
+        """Notifications the action groups sent, or each log alert rule's evaluations (its
+        schedule, counters, query error); both compute the evaluations that have passed."""
+        if self.alerting is None:
+            return _error(404, "NotFound", "this emulator evaluates no alert rules")
+        if what == "notifications":
+            return Response(200, self.alerting.notifications())
+        return Response(200, self.alerting.report())
 
     def _route(self, request: Request) -> Response:
         """Where ``address:port`` of the emulated world is served on loopback:
@@ -129,6 +143,7 @@ class ControlPlane:
             "enforce_vault_network": self.world.enforce_vault_network,
             "principal_replication_seconds": self.world.principal_replication_seconds,
             "directory_principals": dict(self.world.directory_principals),
+            "alert_time_scale": self.alerting.time_scale if self.alerting else None,
         }
 
     def _configure(self, body: Any) -> Response:
@@ -140,6 +155,7 @@ class ControlPlane:
             "enforce_vault_network",
             "principal_replication_seconds",
             "directory_principals",
+            "alert_time_scale",
         }
         if unknown:
             return _error(400, "InvalidConfig", f"unknown config field(s): {sorted(unknown)}")
@@ -159,6 +175,8 @@ class ControlPlane:
                 self.world.directory_principals.update(
                     _directory_principals(body["directory_principals"])
                 )
+            if "alert_time_scale" in body and self.alerting is not None:
+                self.alerting.set_time_scale(body["alert_time_scale"])
             lro = body.get("lro_seconds") or {}
             if not isinstance(lro, dict):
                 raise TypeError("lro_seconds must map resource types to seconds")

@@ -1,6 +1,8 @@
 """DNS server (UDP and TCP on 127.0.0.1, ``dnslib``) answering as Azure DNS does for a client
 inside a VNet: public service names CNAME to their ``privatelink`` name, which resolves from
-the world's private DNS zones when a zone is linked to the client's VNet. Reads ARM only.
+the world's private DNS zones when a zone is linked to the client's VNet. Reads ARM only,
+plus an optional hook (``Resolver.cluster_dns``) that answers the AKS cluster domain first
+(``<service>.<namespace>.svc.cluster.local``, as a pod's CoreDNS does).
 
 Resolution of a query name (``Resolver.resolve``), as Azure-provided DNS (168.63.129.16) does:
 1. The name lies in a private DNS zone linked to the client VNet: answered from that zone
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +38,7 @@ ZONE_TYPE = "Microsoft.Network/privateDnsZones"
 LINK_TYPE = f"{ZONE_TYPE}/virtualNetworkLinks"
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
 PUBLIC_TTL = 60
+CLUSTER_TTL = 30  # AKS CoreDNS: `kubernetes cluster.local ... { ttl 30 }`
 MAX_CHAIN = 8
 
 # Public service suffix -> (private link zone, ARM type of the resource behind ``<label>``).
@@ -81,6 +85,9 @@ class Resolver:
     def __init__(self, world: WorldView, vnet: str | None = None) -> None:
         self.world = world
         self.vnet = vnet
+        # Optional hook (set by the app): the cluster DNS of the emulated AKS, as a pod sees
+        # it. name -> its addresses ([] = NXDOMAIN), or None when the name is not the cluster's.
+        self.cluster_dns: Callable[[str], list[str] | None] | None = None
 
     # -- world lookups ------------------------------------------------------------------------
     def _client_in(self, vnet_id: str) -> bool:
@@ -135,6 +142,13 @@ class Resolver:
         """Resolve ``name`` for ``qtype`` (A, AAAA, CNAME, TXT, SOA, ANY); never raises."""
         answer = Answer()
         current = name.lower().rstrip(".")
+        found = self.cluster_dns(current) if self.cluster_dns is not None else None
+        if found is not None:  # CoreDNS answers the cluster domain itself
+            if qtype in ("A", "ANY"):
+                answer.records += [(current, "A", CLUSTER_TTL, address) for address in found]
+            if not found:
+                answer.rcode = "NXDOMAIN"
+            return answer
         for _ in range(MAX_CHAIN):
             step = self._step(current, qtype, answer)
             if step is None:

@@ -240,6 +240,14 @@ def make_tls(directory: Path | None = None) -> TlsFiles:
     )
 
 
+def _loggable(name: str, value: str) -> str:
+    """A request header as the log keeps it: Basic credentials (LangFuse project keys, which
+    are Key Vault secrets) are never kept; bearer tokens are (tests check which was sent)."""
+    if name == "authorization" and value[:6].lower() == "basic ":
+        return "Basic <redacted>"
+    return value
+
+
 def _decoded(body: bytes, content_type: str, encoding: str = "") -> Any:
     """A body for the log: parsed JSON when it is JSON, text otherwise, None when empty.
     A gzip body (Logs Ingestion uploads) is logged decompressed."""
@@ -322,7 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
             "path": path,
             "query": query,
             "url": self.path,
-            "request_headers": {k: headers[k] for k in _LOGGED_REQUEST_HEADERS if k in headers},
+            "request_headers": {
+                k: _loggable(k, headers[k]) for k in _LOGGED_REQUEST_HEADERS if k in headers
+            },
             "request_body": _decoded(
                 body, headers.get("content-type", ""), headers.get("content-encoding", "")
             ),
@@ -342,7 +352,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         if rule is not None and rule.action == "respond":
-            response = rule.error_response()
+            # A plane may shape injected errors as its service does (``fault_response``).
+            shape = getattr(srv.plane, "fault_response", None)
+            response = shape(rule) if callable(shape) else rule.error_response()
             entry["fault"] = "respond"
         else:
             if rule is not None:  # fail_lro: the plane ends the operation it starts as Failed

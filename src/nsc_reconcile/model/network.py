@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from nsc_reconcile.model.base import PRIVATE_ONLY, Model, Reference, Resource, policy_violation
@@ -164,6 +164,13 @@ class PrivateDnsZoneLink(Resource):
         ]
 
 
+# Service tags a rule end may name (Azure's meaning: VirtualNetwork = the VNet's address space,
+# peered VNets and connected on-premises ranges; AzureLoadBalancer = 168.63.129.16; `*` = any).
+SERVICE_TAGS = ("VirtualNetwork", "AzureLoadBalancer", "Internet", "*")
+# Sources an Allow rule must never name: they open the path to the public internet.
+PUBLIC_TAGS = frozenset({"Internet", "*"})
+
+
 class RuleEnds(Model):
     """One side of an NSG rule; exactly one field is given."""
 
@@ -176,17 +183,22 @@ class RuleEnds(Model):
     address_prefixes: list[str] | None = Field(
         default=None, description="Literal CIDR prefixes (private ranges only)."
     )
+    service_tag: Literal["VirtualNetwork", "AzureLoadBalancer", "Internet", "*"] | None = Field(
+        default=None,
+        description="An Azure service tag, e.g. `VirtualNetwork` for a Deny rule closing the "
+        "rest of the VNet (the default AllowVnetInBound rule opens it). `Internet` and `*` are "
+        "allowed as the source of Deny rules only.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        given = [
-            n for n in ("subnets", "private_endpoints", "address_prefixes") if getattr(self, n)
-        ]
+        names = ("subnets", "private_endpoints", "address_prefixes", "service_tag")
+        given = [n for n in names if getattr(self, n)]
         if len(given) != 1:
             raise PydanticCustomError(
                 "rule_end",
-                "exactly one of subnets, private_endpoints, address_prefixes is expected "
-                "(got {given})",
+                "exactly one of subnets, private_endpoints, address_prefixes, service_tag is "
+                "expected (got {given})",
                 {"given": ", ".join(given) or "none"},
             )
         return self
@@ -229,15 +241,30 @@ class NsgRule(Resource):
     source: RuleEnds = Field(description="Where traffic comes from.")
     destination: RuleEnds = Field(description="Where traffic goes.")
     destination_ports: list[str] = Field(
-        min_length=1, description="Ports or ranges, e.g. `443`, `5432`, `8000-8100`."
+        min_length=1,
+        description="Ports or ranges, e.g. `443`, `5432`, `8000-8100`; `*` (every port) in "
+        "Deny rules only.",
     )
     description: str | None = Field(default=None, max_length=140, description="Rule text.")
 
+    @field_validator("source")
+    @classmethod
+    def _private_source(cls, value: RuleEnds, info: ValidationInfo) -> RuleEnds:
+        if value.service_tag in PUBLIC_TAGS and info.data.get("access", "Allow") != "Deny":
+            raise policy_violation(
+                PRIVATE_ONLY,
+                f"an Allow rule from {value.service_tag!r} opens the path to the internet; "
+                "only a Deny rule may name it",
+            )
+        return value
+
     @field_validator("destination_ports")
     @classmethod
-    def _ports(cls, value: list[str]) -> list[str]:
+    def _ports(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for port in value:
             if port == "*":
+                if info.data.get("access", "Allow") == "Deny":
+                    continue
                 raise policy_violation(
                     PRIVATE_ONLY, "name the ports the path needs (443, 5432), not `*`"
                 )

@@ -187,6 +187,19 @@ class KeyVaultSecret(Resource):
         default=None, description="For settings: the values that are accepted."
     )
     content_type: str | None = Field(default=None, description="Key Vault content type.")
+    description: str | None = Field(
+        default=None,
+        max_length=200,
+        description="What the key is for: its purpose in TEAM_CREDENTIALS.md (`docs`); "
+        "default: the seed's note, else derived from its source. Never a value.",
+    )
+
+    @field_validator("description")
+    @classmethod
+    def _no_credential_text(cls, value: str | None) -> str | None:
+        if value is not None and looks_like_credential(value):
+            raise policy_violation(NO_PLAINTEXT, "this description looks like a credential")
+        return value
 
     @model_validator(mode="after")
     def _value_rules(self) -> Self:

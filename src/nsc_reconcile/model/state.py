@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from nsc_reconcile.model.base import FieldPath, Model, Resource, name_of
+from nsc_reconcile.model.docs import Docs
 from nsc_reconcile.model.existing import Existing
+from nsc_reconcile.model.gate import Gate
 from nsc_reconcile.model.monitoring import (
     ActionGroup,
     DataCollectionRule,
@@ -28,6 +30,7 @@ from nsc_reconcile.model.network import (
 from nsc_reconcile.model.openai import OpenAIAccount
 from nsc_reconcile.model.postgres import PostgresqlServer
 from nsc_reconcile.model.secrets import Secrets
+from nsc_reconcile.model.smoke import Smoke
 from nsc_reconcile.model.workload import Langfuse
 
 Environment = Literal["dev", "staging", "prod"]
@@ -96,6 +99,18 @@ class DesiredState(Model):
     log_alerts: list[LogAlert] = Field(default_factory=list, description="Log alert rules.")
     secrets: Secrets | None = Field(default=None, description="Key Vault secrets.")
     langfuse: Langfuse | None = Field(default=None, description="LangFuse on AKS.")
+    smoke: Smoke | None = Field(
+        default=None,
+        description="Where `verify --smoke --from aks|databricks` runs its connectivity checks.",
+    )
+    gate: Gate | None = Field(
+        default=None,
+        description="The INFRA-READY gate (seed §8): tracked work items and the checks that "
+        "evidence them; `verify` ends with it OPEN or CLOSED.",
+    )
+    docs: Docs = Field(
+        default_factory=Docs, description="How `docs` renders the plan's documents (seed §7)."
+    )
 
     def resources(self) -> Iterator[tuple[FieldPath, Resource]]:
         """Every resource (existing and managed) with the path where it is declared."""

@@ -94,6 +94,32 @@ def secret_keys(resource: Langfuse) -> dict[str, str]:
     return keys
 
 
+def secret_consumers(resource: Langfuse, vault_secret: str) -> list[tuple[str, str]]:
+    """(kind, name) of the Deployments and StatefulSets whose containers read Key Vault secret
+    ``vault_secret`` through the Secret (they must restart to see a new value)."""
+    keys = {key for key, source in secret_keys(resource).items() if source == vault_secret}
+    unknown = Unknown("login server")
+    inputs = Inputs(dict.fromkeys(_registries(resource), unknown), None, None, None)
+    found = []
+    for manifest in manifests(resource, inputs):
+        if manifest["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        containers = manifest["spec"]["template"]["spec"]["containers"]
+        refs = {
+            ((item.get("valueFrom") or {}).get("secretKeyRef") or {}).get("key")
+            for container in containers
+            for item in container.get("env") or []
+        }
+        if refs & keys:
+            found.append((str(manifest["kind"]), str(manifest["metadata"]["name"])))
+    return found
+
+
+def _registries(resource: Langfuse) -> set[str]:
+    parts = (resource.web, resource.worker, *(getattr(resource, d.part) for d in DEPENDENCIES))
+    return {part.image.registry for part in parts}
+
+
 def declared_objects(resource: Langfuse) -> list[tuple[str, str]]:
     """(kind, name) of every object we declare, in write order."""
     objects = [

@@ -536,6 +536,8 @@ class NsgRuleReconciler(ArmReconciler[NsgRule]):
 
     def _prefixes(self, ctx: Context, ends: RuleEnds) -> tuple[list[Any] | Unknown, int]:
         """The end's address prefixes and how many there are (known before the values)."""
+        if ends.service_tag:  # Azure takes a tag where it takes a prefix
+            return [ends.service_tag], 1
         if ends.address_prefixes:
             return list(ends.address_prefixes), len(ends.address_prefixes)
         if ends.subnets:

@@ -126,6 +126,22 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
         body = deep_merge(base, unflatten(ours))
         self.put(ctx, resource, body, live.etag if live is not None else None)
 
+    def current_keys(self, ctx: Context, resource: OpenAIAccount) -> tuple[str, str]:
+        """The account's key1 and key2 now (``listKeys``), registered for redaction."""
+        keys = ctx.clients.cognitive.accounts.list_keys(ctx.resource_group, resource.name)
+        return _registered(ctx, keys)
+
+    def regenerate_key(
+        self, ctx: Context, resource: OpenAIAccount, key_name: str
+    ) -> tuple[str, str]:
+        """``regenerateKey`` of ``Key1`` or ``Key2`` (credential rotation): the old value stops
+        working at once. Returns key1 and key2 as the answer gives them (registered for
+        redaction)."""
+        keys = ctx.clients.cognitive.accounts.regenerate_key(
+            ctx.resource_group, resource.name, key_name
+        )
+        return _registered(ctx, keys)
+
     def output(self, ctx: Context, resource: OpenAIAccount, live: Live, name: str) -> Any:
         if name == "endpoint":
             return live.fields.get("properties.endpoint")
@@ -133,6 +149,13 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
             keys = ctx.clients.cognitive.accounts.list_keys(ctx.resource_group, resource.name)
             return keys.key1 if name == "primary_key" else keys.key2
         return super().output(ctx, resource, live, name)
+
+
+def _registered(ctx: Context, keys: Any) -> tuple[str, str]:
+    pair = (str(keys.key1 or ""), str(keys.key2 or ""))
+    for key in pair:
+        ctx.register_secret(key)
+    return pair
 
 
 _VERSION = "properties.model.version"

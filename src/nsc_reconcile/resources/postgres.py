@@ -171,6 +171,18 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
         ctx.register_secret(str(value))  # an error echoing the request body stays redacted
         return str(value)
 
+    def set_admin_password(self, ctx: Context, resource: PostgresqlServer, password: str) -> None:
+        """PATCH only ``administratorLoginPassword`` (credential rotation) and wait: Azure sets
+        it on the admin role at once, so the old password stops working. Nothing else changes;
+        the password is registered for redaction, never shown."""
+        from azure.mgmt.postgresqlflexibleservers.models import ServerForPatch
+
+        ctx.register_secret(password)
+        body = {"properties": {"administratorLoginPassword": password}}
+        ctx.clients.postgres.servers.begin_update(
+            ctx.resource_group, resource.name, sdk_model(ServerForPatch, body)
+        ).result()
+
     def output(self, ctx: Context, resource: PostgresqlServer, live: Live, name: str) -> Any:
         if name == "fqdn":
             return live.fields.get("properties.fullyQualifiedDomainName")

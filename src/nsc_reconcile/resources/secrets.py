@@ -13,6 +13,9 @@ run's memory. The key is read through the data plane: from outside the VNet the 
 compared, so the plan compares versions only (ours, unchanged since our last write) and says so
 in a note. Migration: an old ``nsc-value-sha256`` tag is checked once (it still proves the value)
 and replaced in a tags-only update the plan shows; where the key cannot be read it is only removed.
+An OpenAI account key (``primary_key``/``secondary_key``) is satisfied by either of the account's
+current keys, unless another declared secret holds the other one: `rotate` (rotate.py) swaps to
+the other key and regenerates the old one, and the next plan must see no change.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import hashlib
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from nsc_reconcile.changes import Unknown
@@ -34,8 +38,11 @@ from nsc_reconcile.resources.vault_writer import (
     SecretSourceError,
     SecretWriter,
     generate,
+    is_unreachable,
+    refusal,
     version_of,
 )
+from nsc_reconcile.retry import status_of
 
 __all__ = [
     "LEGACY_TAG",
@@ -55,6 +62,7 @@ UNVERIFIED = "(unverified: a version written by someone else)"
 LEGACY_SHOWN = "(unkeyed SHA-256 of the value: replaced by a keyed tag)"
 PENDING = "(keyed digest, computed when written)"  # displayed as "(sensitive)"
 _TAG_MAX = 256  # Azure's limit for a tag value
+_KEY_OUTPUTS = {"primary_key": "secondary_key", "secondary_key": "primary_key"}
 _VALUE_TAGS = (MAC_TAG, VALUE_TAG, LEGACY_TAG)
 
 
@@ -193,7 +201,7 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         """The desired ``nsc-value-hmac`` tag: the live one when the value is proven or cannot
         be compared here; else the new tag, or PENDING when it needs a key we do not have."""
         path = f"tags.{MAC_TAG}"
-        verdict, key = self._judge(ctx, resource, live, value)
+        verdict, key, _ = self._judge(ctx, resource, live, value)
         if verdict is _Verdict.SAME and live is not None and path in live.fields:
             return {path: live.fields[path]}
         if verdict is _Verdict.TRUSTED:
@@ -206,23 +214,57 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
 
     def _judge(
         self, ctx: Context, resource: KeyVaultSecret, live: Live | None, value: str
-    ) -> tuple[_Verdict, MacKey]:
-        """Compare ``value`` with the secret through its tags; reads the MAC key (data plane)
-        only when a keyed tag must be checked. Never writes."""
+    ) -> tuple[_Verdict, MacKey, str | None]:
+        """Compare ``value`` (or a value that also satisfies it, see ``accepted``) with the
+        secret through its tags; reads the MAC key (data plane) only when a keyed tag must be
+        checked. The third item is the value proven held (SAME), else None. Never writes."""
         if live is None or _foreign_version(live):
-            return _Verdict.DIFFERENT, MacKey(absent=True)
+            return _Verdict.DIFFERENT, MacKey(absent=True), None
         tags = _raw_tags(live)
         key = self._keys.get(ctx, self._writer(ctx, MAC_KEY_SECRET))
         if LEGACY_TAG in tags and MAC_TAG not in tags:
             same = _legacy_hash(resource.name, value) == tags[LEGACY_TAG]
-            return (_Verdict.SAME if same else _Verdict.DIFFERENT), key
+            return (_Verdict.SAME if same else _Verdict.DIFFERENT), key, value if same else None
         if key.unavailable:
             ours = tags.get(VERSION_TAG) is not None
-            return (_Verdict.TRUSTED if ours else _Verdict.DIFFERENT), key
+            return (_Verdict.TRUSTED if ours else _Verdict.DIFFERENT), key, None
         if MAC_TAG in tags and key.key is not None:
-            same = value_mac(key.key, resource.name, value) == tags[MAC_TAG]
-            return (_Verdict.SAME if same else _Verdict.DIFFERENT), key
-        return _Verdict.UNPROVEN, key  # no keyed tag (or no key yet): the value must be read
+            mac_key, tag = key.key, tags[MAC_TAG]
+            held = self._held(
+                ctx, resource, value, lambda v: value_mac(mac_key, resource.name, v) == tag
+            )
+            return (_Verdict.SAME if held else _Verdict.DIFFERENT), key, held
+        # no keyed tag (or no key yet): the value must be read
+        return _Verdict.UNPROVEN, key, None
+
+    def _held(
+        self, ctx: Context, resource: KeyVaultSecret, value: str, holds: Callable[[str], bool]
+    ) -> str | None:
+        """``value``, or else the first other accepted value, for which ``holds`` is true.
+        The other values are asked for only when ``value`` is not held (one listKeys less)."""
+        if holds(value):
+            return value
+        return next((other for other in self.accepted(ctx, resource) if holds(other)), None)
+
+    def accepted(self, ctx: Context, resource: KeyVaultSecret) -> list[str]:
+        """Values besides the declared one that satisfy ``resource``: for an OpenAI account's
+        ``primary_key``/``secondary_key``, the account's other current key (Azure keeps two so
+        that one can be rotated while the other serves; `rotate` swaps between them), unless
+        another declared secret holds that other key. Empty for every other source."""
+        parsed = parse_output_ref((resource.source.output or "") if resource.source else "")
+        if parsed is None or parsed[0] != "openai_account" or parsed[2] not in _KEY_OUTPUTS:
+            return []
+        kind, key, output = parsed
+        other = _KEY_OUTPUTS[output]
+        refs = {f"{kind}/{key}.{other}"}
+        assert ctx.state.secrets is not None
+        if any(i.source is not None and i.source.output in refs for i in ctx.state.secrets.items):
+            return []
+        found = ctx.output(f"{kind}/{key}", other)
+        if not isinstance(found, str) or not found:
+            return []
+        ctx.register_secret(found)
+        return [found]
 
     def notes(self, ctx: Context, resource: KeyVaultSecret) -> list[str]:
         """Says when the value was compared by version only (the data plane is private)."""
@@ -231,7 +273,7 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
             value = self._value(ctx, resource) if live is not None else None
             if not isinstance(value, str) or _plain(resource, value):
                 return []
-            verdict, key = self._judge(ctx, resource, live, value)
+            verdict, key, _ = self._judge(ctx, resource, live, value)
         except Exception:  # desired() already reports any error as blocked
             return []
         if verdict is not _Verdict.TRUSTED:
@@ -301,15 +343,16 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
     ) -> bool:
         """Whether the vault already holds ``value``; adds the value tag to ``tags`` (keyed,
         creating the vault's key on first use; none when the key cannot be read here)."""
-        verdict, _ = self._judge(ctx, resource, live, value)
+        verdict, _, held = self._judge(ctx, resource, live, value)
         if verdict is _Verdict.UNPROVEN:  # the data plane is reachable: look at the value
             assert live is not None
             version = version_of(live.fields.get("properties.secretUriWithVersion"))
             current = writer.client().get_secret(resource.name, version).value
-            verdict = _Verdict.SAME if current == value else _Verdict.DIFFERENT
+            held = self._held(ctx, resource, value, lambda v: v == current)
+            verdict = _Verdict.SAME if held is not None else _Verdict.DIFFERENT
         key = self._keys.ensure(ctx, lambda name: self._writer(ctx, name))
-        if key.key is not None:
-            tags[MAC_TAG] = value_mac(key.key, resource.name, value)
+        if key.key is not None:  # the tag vouches for the value held, which write keeps
+            tags[MAC_TAG] = value_mac(key.key, resource.name, held or value)
         elif verdict is _Verdict.TRUSTED and live is not None:
             kept = _raw_tags(live).get(MAC_TAG)
             if kept is not None:
@@ -336,6 +379,56 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
                 made[resource.address] = (version, dict(tags), resource.content_type)
 
         return remember
+
+    # ------------------------------------------------------------------ rotation
+    def current_value(self, ctx: Context, resource: KeyVaultSecret) -> str:
+        """The current value, read through the vault's data plane (registered for redaction,
+        never shown). Raises SecretSourceError naming the refusal, e.g. from outside the VNet
+        of a private vault."""
+        try:
+            value = self._writer(ctx, resource.name).client().get_secret(resource.name).value
+        except Exception as error:
+            if not is_unreachable(error) and status_of(error) is None:
+                raise
+            hint = ": for a private vault, run inside its VNet" if is_unreachable(error) else ""
+            raise SecretSourceError(  # from None: the SDK error holds the response
+                f"cannot read secret {resource.name} from Key Vault {self._vault(ctx)} "
+                f"({refusal(error)}){hint}"
+            ) from None
+        if not value:
+            raise SecretSourceError(f"secret {resource.name} in {self._vault(ctx)} has no value")
+        ctx.register_secret(str(value))
+        return str(value)
+
+    def set_new_value(
+        self, ctx: Context, resource: KeyVaultSecret, live: Live | None, value: str
+    ) -> str:
+        """Set ``value`` as a new version now (credential rotation) with the bookkeeping write()
+        gives a value it sets: tags kept, ``nsc-version`` pinned, and for a sensitive value that
+        is not generated its keyed ``nsc-value-hmac`` tag; the value is remembered for this run
+        (resources written next use it unread). Returns the new version. Raises
+        SecretSourceError for an external secret."""
+        if _external(resource):
+            raise SecretSourceError(
+                f"external secret {resource.name} is managed outside this tool: never written"
+            )
+        ctx.register_secret(value)
+        tags = {**_live_tags(live), **ctx.tags()}
+        generated = resource.source is not None and resource.source.generate is not None
+        if _plain(resource, value):
+            tags[VALUE_TAG] = value
+        elif not generated:
+            key = self._keys.ensure(ctx, lambda name: self._writer(ctx, name))
+            if key.key is not None:
+                tags[MAC_TAG] = value_mac(key.key, resource.name, value)
+        versions: list[str] = []
+
+        def remember(version: str) -> None:
+            ctx.remember_secret(resource.address, value)
+            versions.append(version)
+
+        self._writer(ctx, resource.name).set(value, tags, resource.content_type, remember)
+        return versions[-1] if versions else ""
 
     def output(self, ctx: Context, resource: KeyVaultSecret, live: Live, name: str) -> Any:
         if name == "uri":

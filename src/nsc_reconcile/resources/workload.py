@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 CHANGED = "(changed outside nsc-reconcile)"
+# What `kubectl rollout restart` sets on a pod template (kubectl's objectrestarter.go).
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 EXPOSED_TYPES = ("LoadBalancer", "NodePort")
 # Objects always applied with force: the Services keep LangFuse internal (private-only) and
 # the Secret's values come from Key Vault; both win over any other field manager.
@@ -445,6 +447,39 @@ class LangfuseReconciler(Reconciler[Langfuse]):
             patch = {**base_object("Service", name, resource.namespace, None)}
             patch["spec"] = {"type": "ClusterIP"}
             server_side_apply(api, patch, force=True)  # adopted: listed in adopt_services
+
+    # ------------------------------------------------------------------ rotation
+    def write_secret(self, ctx: Context, resource: Langfuse) -> None:
+        """Server-side apply only the Secret, filled from the current Key Vault versions (a
+        value set in this run is used unread): what apply would write, after a credential
+        rotation. Other objects are left as they are. Raises WorkloadError while a Key Vault
+        secret is missing."""
+        inputs = self._inputs(ctx, resource, with_values=False)
+        inputs.secret_values = self._secret_values(ctx, resource)
+        secret = next(m for m in manifests(resource, inputs) if m["kind"] == "Secret")
+        unknown = [str(v) for v in _leaves(secret) if isinstance(v, Unknown)]
+        unknown += [str(v) for v in inputs.secret_values.values() if isinstance(v, Unknown)]
+        if unknown:
+            raise WorkloadError("inputs not available: " + ", ".join(sorted(set(unknown))))
+        server_side_apply(self._api(ctx, resource), secret, force=True)
+
+    def restart(self, ctx: Context, resource: Langfuse, kind: str, name: str, at: str) -> None:
+        """``kubectl rollout restart`` of one Deployment or StatefulSet: the same strategic
+        merge patch of ``spec.template.metadata.annotations`` (``kubectl.kubernetes.io/
+        restartedAt`` = ``at``, RFC 3339), as field manager ``kubectl-rollout``; its pods are
+        replaced and read the Secret again. Raises WorkloadError when it does not exist."""
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
+        found = call(
+            self._api(ctx, resource),
+            "PATCH",
+            path_of(kind, name, resource.namespace),
+            query=[("fieldManager", "kubectl-rollout")],
+            body=patch,
+            content_type="application/strategic-merge-patch+json",
+            what=f"rollout restart of {kind} {resource.namespace}/{name}",
+        )
+        if found is None:
+            raise WorkloadError(f"{kind} {resource.namespace}/{name} does not exist")
 
     # ------------------------------------------------------------------ outputs
     def output(self, ctx: Context, resource: Langfuse, live: Live, name: str) -> Any:

@@ -5,6 +5,7 @@ build a ``Check``. Reads only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,10 @@ class Run:
     resolver: tuple[str, int] | None
     smoke: bool
     origin: str = "runner"  # where connectivity smokes run from: runner | aks | databricks
+    # Long waits say what they wait for (the CLI prints to stderr); by default nothing.
+    progress: Callable[[str], None] = field(default=lambda _message: None)
+    # Seconds the alert smoke waits for every rule to fire (None: from the rules' schedule).
+    alert_wait_s: float | None = None
     endpoints: dict[str, EndpointFacts] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 

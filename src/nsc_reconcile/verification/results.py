@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nsc_reconcile.verification.gate import GateResult
 
 EXIT_FAILED = 3  # distinct from 1 (error) and 2 (plan: changes present)
 
@@ -47,6 +50,7 @@ class VerifyReport:
     resource_group: str
     target: str | None = None
     seconds: float = 0.0
+    gate: GateResult | None = None  # the INFRA-READY gate, when the desired state declares one
 
     def with_status(self, status: Status) -> list[Check]:
         return [c for c in self.checks if c.status is status]
@@ -92,4 +96,5 @@ class VerifyReport:
             "counts": self.counts(),
             "seconds": round(self.seconds, 3),
             "checks": [c.to_json() for c in self.checks],
+            "gate": self.gate.to_json() if self.gate is not None else None,
         }

@@ -18,6 +18,7 @@ from nsc_reconcile.verification.endpoints import (
     check_endpoint_connection,
     check_endpoint_zone_link,
 )
+from nsc_reconcile.verification.gate import evaluate_gate
 from nsc_reconcile.verification.keyvault import (
     EXECUTE_MODE_KEY,
     check_execute_mode,
@@ -77,16 +78,22 @@ def run_checks(
     smoke: bool | Sequence[str] = False,
     target: str | None = None,
     origin: str = "runner",
+    progress: Callable[[str], None] | None = None,
+    alert_wait_s: float | None = None,
 ) -> VerifyReport:
     """Every check, in Definition-of-Done order, with ``engine`` (its plan is check 8 and its
     reads are shared by the other checks). Reads only, except the smokes: ``smoke`` True runs
     every smoke (``SMOKE_NAMES``), a sequence runs those. ``origin`` is where the connectivity
     smokes run from: ``runner`` (this machine, inside the VNet), ``aks`` (a Job on the
-    cluster) or ``databricks`` (a one-time run on the workspace)."""
+    cluster) or ``databricks`` (a one-time run on the workspace). ``progress`` receives one-line
+    messages during long waits; ``alert_wait_s`` bounds the alert smoke's wait for its rules to
+    fire (default: from their evaluation frequency)."""
     start = time.monotonic()
     smokes = tuple(SMOKE_NAMES if smoke is True else () if smoke is False else smoke)
     plan = engine.plan()
-    run = Run(engine, plan, resolver, bool(smokes), origin=origin)
+    run = Run(engine, plan, resolver, bool(smokes), origin=origin, alert_wait_s=alert_wait_s)
+    if progress is not None:
+        run.progress = progress
     state = engine.state
     steps: list[tuple[str, str, Callable[[], Check]]] = []
 
@@ -130,6 +137,7 @@ def run_checks(
     checks += run_smokes(run, smokes)
     redact = engine.redactor.redact
     checks = [Check(c.id, c.title, c.status, redact(c.evidence), redact(c.detail)) for c in checks]
+    gate = evaluate_gate(state.gate, checks, bool(smokes)) if state.gate is not None else None
     return VerifyReport(
         checks=checks,
         environment=state.environment,
@@ -137,6 +145,7 @@ def run_checks(
         resource_group=state.resource_group,
         target=target,
         seconds=time.monotonic() - start,
+        gate=gate,
     )
 
 
@@ -148,10 +157,19 @@ def verify(
     smoke: bool | Sequence[str] = False,
     parallelism: int = 8,
     origin: str = "runner",
+    progress: Callable[[str], None] | None = None,
+    alert_wait_s: float | None = None,
 ) -> VerifyReport:
     """Check live state against the Definition of Done; see ``nsc_reconcile.verify``."""
     from nsc_reconcile.engine import Engine
 
     where = default_resolver(clients, resolver)
     engine = Engine(state, clients, parallelism=parallelism)
-    return run_checks(engine, resolver=where, smoke=smoke, origin=origin)
+    return run_checks(
+        engine,
+        resolver=where,
+        smoke=smoke,
+        origin=origin,
+        progress=progress,
+        alert_wait_s=alert_wait_s,
+    )

@@ -1,13 +1,12 @@
 """Smoke tests (seed §5 phase 4): the alert smoke posts one test event per agent event type to
-the data collection rule (the only write verify makes: log rows) and confirms they landed.
+the data collection rule (the only write verify makes: log rows), confirms they landed, then
+waits until each log alert rule fired (smoke_alerts.py).
 """
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
@@ -15,8 +14,8 @@ from typing import Any
 
 from nsc_reconcile.verification.alerts import SEED_EVENTS
 from nsc_reconcile.verification.context import Run, make_check
-from nsc_reconcile.verification.resolver import is_loopback
 from nsc_reconcile.verification.results import Check
+from nsc_reconcile.verification.smoke_alerts import check_alerts_fired, emulator_json
 
 SMOKE_PREFIX = "nsc-verify-smoke-"
 
@@ -30,8 +29,11 @@ def _smoke_rule(run: Run) -> Any:
 
 
 def smoke_alerts(run: Run) -> list[Check]:
-    """The "alerts" smoke (``verify --smoke alerts``)."""
-    return check_alert_smoke(run)
+    """The "alerts" smoke (``verify --smoke alerts``): the test events are accepted and land,
+    then every declared log alert rule fires (bounded wait with progress)."""
+    started = datetime.now(UTC)
+    posted = check_alert_smoke(run)
+    return posted + check_alerts_fired(run, started, posted)
 
 
 def check_alert_smoke(run: Run) -> list[Check]:
@@ -131,11 +133,5 @@ def _check_landed(
 
 def _emulator_logs(arm: str, table: str) -> list[dict[str, Any]]:
     """Rows the emulator's Logs Ingestion API accepted for ``table`` (loopback only)."""
-    host = urllib.parse.urlsplit(arm).hostname or ""
-    if host != "localhost" and not is_loopback(host):
-        raise ValueError(f"not a loopback emulator URL: {arm}")
-    url = f"{arm.rstrip('/')}/_emulator/logs?table={urllib.parse.quote(table)}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=10) as answer:
-        loaded = json.load(answer)
+    loaded = emulator_json(arm, f"logs?table={urllib.parse.quote(table)}")
     return [r for r in loaded if isinstance(r, dict)] if isinstance(loaded, list) else []

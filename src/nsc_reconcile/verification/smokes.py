@@ -46,12 +46,25 @@ def parse_smokes(text: str | None) -> tuple[str, ...]:
 
 
 def run_smokes(run: Run, names: Sequence[str]) -> list[Check]:
-    """The checks of the smokes ``names``; a smoke that raises becomes one FAIL saying why."""
+    """The checks of the smokes ``names``; a smoke that raises becomes one FAIL saying why.
+    From ``aks``/``databricks`` the connectivity smokes run together inside the network
+    (smoke_from.py); ``alerts`` and ``network`` always run here."""
     from nsc_reconcile.retry import describe_error
+    from nsc_reconcile.verification.smoke_from import CONNECTIVITY, smoke_from
 
     table = _smokes()
     checks: list[Check] = []
+    inside = [n for n in names if n in CONNECTIVITY] if run.origin != "runner" else []
     for name in names:
+        if name in inside:
+            if name == inside[0]:
+                try:
+                    checks += smoke_from(run, inside)
+                except Exception as error:
+                    checks.append(Check(f"smoke-{name}/from-{run.origin}", f"Smoke from "
+                                        f"{run.origin}", Status.FAIL, "",
+                                        f"could not check: {describe_error(error)}"))  # fmt: skip
+            continue
         try:
             checks += table[name](run)
         except Exception as error:

@@ -182,6 +182,12 @@ def _key(world: World, account: Resource, key_name: str) -> str:
     return hashlib.sha256(f"{internal_id}:{key_name}".encode()).hexdigest()[:32]
 
 
+def account_keys(world: World, account: Resource) -> tuple[str, str]:
+    """The account's current key1 and key2, as ``listKeys`` answers them (its data plane
+    accepts either; ``regenerateKey`` changes one)."""
+    return _key(world, account, "key1"), _key(world, account, "key2")
+
+
 # Per world: until when (monotonic) each account is still carrying out a deployment write.
 _busy_until: weakref.WeakKeyDictionary[World, dict[str, tuple[float, str]]] = (
     weakref.WeakKeyDictionary()

@@ -2,14 +2,17 @@
 
 Servers, databases, firewall rules and configurations are long-running PUTs answered 202 +
 Azure-AsyncOperation; the server reports its FQDN, ``state`` and defaults, never the admin
-password. Imports only kinds.base, protocol and the standard library.
+password. When the emulator backs servers with real PostgreSQL (``emulator/pgserver.py``), the
+kinds tell it of passwords and databases through ``attach_data_plane``; without one they are
+pure ARM. Imports only kinds.base, protocol and the standard library.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from nsc_reconcile.emulator.kinds.base import BOTH, Kind, Reply, Resource
 from nsc_reconcile.emulator.protocol import ArmError
@@ -81,6 +84,33 @@ DEFAULT_CONFIGURATIONS: dict[str, tuple[str, str, str, str]] = {
         "Sets the minimum execution time above which statements will be logged.",
     ),
 }
+
+
+class DataPlane(Protocol):
+    """The real servers behind the flexible servers (``emulator/pgserver.py``)."""
+
+    def password_set(self, server_id: str, login: str | None, password: str) -> None: ...
+
+    def database_created(self, database_id: str) -> None: ...
+
+    def database_deleted(self, database_id: str) -> None: ...
+
+    def server_deleted(self, server_id: str) -> None: ...
+
+
+_DATA_PLANES: weakref.WeakKeyDictionary[Any, DataPlane] = weakref.WeakKeyDictionary()
+
+
+def attach_data_plane(world: World, plane: DataPlane | None) -> None:
+    """Make ``plane`` hear of the world's admin passwords and databases (None: detach)."""
+    if plane is None:
+        _DATA_PLANES.pop(world, None)
+    else:
+        _DATA_PLANES[world] = plane
+
+
+def data_plane(world: World) -> DataPlane | None:
+    return _DATA_PLANES.get(world)
 
 
 def _parent_id(rid: str) -> str:
@@ -235,6 +265,10 @@ class FlexibleServer(_PostgresKind):
         password = props.pop("administratorLoginPassword", None)
         if isinstance(password, str) and password:
             world.remember_password(rid, password)
+            plane = data_plane(world)
+            if plane is not None:  # the real server takes it at once (ALTER ROLE)
+                login = props.get("administratorLogin") or old.get("administratorLogin")
+                plane.password_set(rid, str(login) if login else None, password)
         props.pop("createMode", None)
         if "administratorLogin" not in props and old.get("administratorLogin"):
             props["administratorLogin"] = old["administratorLogin"]
@@ -302,6 +336,9 @@ class FlexibleServer(_PostgresKind):
         for child_type in CHILD_TYPES:
             for child in world.children(rid, child_type):
                 world.delete(child["id"])
+        plane = data_plane(world)
+        if plane is not None:
+            plane.server_deleted(rid)
 
 
 def _connections(world: World, rid: str, old: Resource) -> list[Any]:
@@ -359,6 +396,16 @@ class Database(_ServerChild):
         props = resource.setdefault("properties", {})
         props.setdefault("charset", "UTF8")
         props.setdefault("collation", "en_US.utf8")
+
+    def after_write(self, world: World, rid: str, resource: Resource) -> None:
+        plane = data_plane(world)
+        if plane is not None:
+            plane.database_created(rid)
+
+    def after_delete(self, world: World, rid: str, resource: Resource) -> None:
+        plane = data_plane(world)
+        if plane is not None:
+            plane.database_deleted(rid)
 
 
 class FirewallRule(_ServerChild):

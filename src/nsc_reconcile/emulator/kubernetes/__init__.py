@@ -12,14 +12,16 @@ volumeMounts by ``mountPath``, container ports by ``containerPort``) and honours
 ``$patch: delete`` in those lists; server-side apply tracks field ownership at leaf granularity
 with every list atomic (real SSA merges keyed lists element-wise). The cluster is healthy:
 a Deployment's or StatefulSet's pods are all ready at once, a StatefulSet's claims are
-created (and bound) at once and kept when it is deleted or scaled down. No watch, no pods,
-no authentication check.
+created (and bound) at once and kept when it is deleted or scaled down (those pods are not
+objects). batch/v1 Jobs run for real: their pods are objects, a pod's container runs as a
+local Python subprocess with the VNet's network view (``jobs``, ``../sandbox.py``), pod logs
+are served. No watch, no authentication check.
 
 Modules: ``plane`` (routing, ``KubernetesPlane``), ``store`` (objects, resourceVersion, uid),
 ``defaults`` (per-kind validation and defaults), ``ingress`` (Ingress validation and defaults),
 ``patches`` (JSON/merge/strategic patch), ``ownership`` (field managers, server-side apply),
 ``resources`` (served types, discovery), ``errors`` (``Status`` errors), ``bodies`` (request
-bodies, field manager).
+bodies, field manager), ``jobs`` (Jobs, their pods, pod logs, garbage collection).
 """
 
 from __future__ import annotations

@@ -61,6 +61,10 @@ def prepare(objects: Objects, rt: ResourceType, name: str, obj: Obj, old: Obj | 
         _prepare_claims(rt, name, obj, old)
     elif rt.plural == "ingresses":
         prepare_ingress(rt, name, obj, old)
+    elif rt.plural in ("jobs", "pods"):
+        from nsc_reconcile.emulator.kubernetes import jobs  # jobs.py builds on this module
+
+        (jobs.prepare_job if rt.plural == "jobs" else jobs.prepare_pod)(rt, name, obj, old)
     return obj
 
 

@@ -10,6 +10,7 @@ import threading
 
 from nsc_reconcile.emulator.kubernetes.bodies import field_manager, parse_body
 from nsc_reconcile.emulator.kubernetes.errors import KubeError
+from nsc_reconcile.emulator.kubernetes.jobs import JobController, propagation_of
 from nsc_reconcile.emulator.kubernetes.ownership import server_side_apply
 from nsc_reconcile.emulator.kubernetes.patches import json_patch, merge_patch, strategic_merge_patch
 from nsc_reconcile.emulator.kubernetes.resources import (
@@ -24,6 +25,7 @@ from nsc_reconcile.emulator.kubernetes.resources import (
 )
 from nsc_reconcile.emulator.kubernetes.store import Store
 from nsc_reconcile.emulator.protocol import Request, Response
+from nsc_reconcile.emulator.sandbox import Sandbox
 
 _KUBERNETES_SERVICE_IP = "10.0.0.1"
 _DNS_SERVICE_IP = "10.0.0.10"
@@ -32,11 +34,13 @@ _DNS_SERVICE_IP = "10.0.0.10"
 class KubernetesPlane:
     """The cluster's API server. ``snapshot``/``restore``/``reset`` serve the emulator reset."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandbox: Sandbox | None = None) -> None:
         self._lock = threading.RLock()
         self._store = Store()
         self._seed()
         self._initial = copy.deepcopy(self._store)
+        # Jobs run their pods in ``sandbox`` (the VNet's network view; none: no view).
+        self.jobs = JobController(lambda: self._store, self._lock, sandbox)
 
     # -- reset --------------------------------------------------------------------------------
     def snapshot(self) -> object:
@@ -47,6 +51,7 @@ class KubernetesPlane:
         if not isinstance(snapshot, Store):
             raise TypeError("restore() takes a value returned by snapshot()")
         with self._lock:
+            self.jobs.reset()
             self._store = copy.deepcopy(snapshot)
 
     def reset(self) -> None:
@@ -85,6 +90,7 @@ class KubernetesPlane:
     def handle(self, request: Request) -> Response:
         try:
             with self._lock:
+                self.jobs.sweep()  # what the controllers did since the last request
                 return self._handle(request)
         except KubeError as error:
             return error.response()
@@ -136,6 +142,8 @@ class KubernetesPlane:
             raise KubeError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) >= 2 else ""
         sub = rest[2] if len(rest) >= 3 else ""
+        if rt.plural == "pods" and sub == "log" and len(rest) == 3 and request.method == "GET":
+            return self.jobs.log(namespace, name, request.query)
         if len(rest) > 3 or (sub and sub != "status"):
             raise KubeError(404, "NotFound", "the server could not find the requested resource")
         if rt.namespaced and not namespace and (name or request.method != "GET"):
@@ -149,8 +157,14 @@ class KubernetesPlane:
             if method == "GET":
                 return Response(200, self._store.list_objects(rt, namespace, request.query))
             if method == "POST":
+                if rt.plural == "pods":
+                    raise KubeError(403, "Forbidden", "the emulator runs pods only for Jobs: "
+                                    "create a batch/v1 Job")  # fmt: skip
                 body = parse_body(request)
-                return Response(201, self._store.create(rt, namespace, body, manager, dry_run))
+                created = self._store.create(rt, namespace, body, manager, dry_run)
+                if rt.plural == "jobs" and not dry_run:
+                    self.jobs.created(namespace, created)
+                return Response(201, created)
             raise KubeError(405, "MethodNotAllowed", f"{method} on a collection is not supported")
         if sub == "status" and method != "GET":
             raise KubeError(405, "MethodNotAllowed", "only GET of the status subresource is served")
@@ -164,7 +178,12 @@ class KubernetesPlane:
         if method == "PATCH":
             return self._patch(request, rt, namespace, name, manager, dry_run)
         if method == "DELETE":
-            return Response(200, self._store.delete(rt, namespace, name, dry_run))
+            propagation = propagation_of(request, rt)
+            uid = str(self._store.get(rt, namespace, name)["metadata"].get("uid"))
+            answer = self._store.delete(rt, namespace, name, dry_run)
+            if not dry_run:
+                self.jobs.collect(uid, propagation)  # dependents (ownerReferences) go too
+            return Response(200, answer)
         raise KubeError(405, "MethodNotAllowed", f"{method} is not supported")
 
     # -- patch --------------------------------------------------------------------------------

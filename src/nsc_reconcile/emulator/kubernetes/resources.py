@@ -64,6 +64,8 @@ TYPES = (
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",)),
     ResourceType("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",)),
     ResourceType("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
+    ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",)),
+    ResourceType("batch", "v1", "jobs", "job", "Job", True),
 )
 BY_ROUTE = {(t.group, t.version, t.plural): t for t in TYPES}
 NAMESPACES = BY_ROUTE[("", "v1", "namespaces")]
