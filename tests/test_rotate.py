@@ -3,7 +3,8 @@ clients (Azure SDKs, kubernetes, psycopg and the emulator's real PostgreSQL): a 
 nothing; the LangFuse admin password changes on the server first, then in Key Vault, the
 Secret and its Deployments, and the PostgreSQL smoke passes; the OpenAI key rotation never
 leaves Key Vault holding a revoked key; external, unknown and plain keys are refused; a failed
-step stops the run saying how to finish; the next plan shows no change; no value is printed."""
+step stops the run saying how to finish; another apply's lease refuses it; the next plan shows no
+change; no value is printed."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import DATABRICKS_TOKEN_VALUE
 from nsc_reconcile.engine import Engine
+from nsc_reconcile.lease import ApplyLease
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.resources.workload import RESTARTED_AT
 from nsc_reconcile.rotate import RotationError, StepResult, plan_rotations, run_rotations
@@ -252,8 +254,8 @@ def test_rotating_the_openai_key_never_leaves_a_revoked_key_in_key_vault(
 
 
 def test_an_openai_key_the_workload_reads_is_rolled_before_the_old_key_is_revoked(
-    emu: Emulator, ctl: Callable[..., Any], clients: Clients, kube: k8s.ApiClient,
-    vault_client: SecretClient, tmp_path: Path,
+    ctl: Callable[..., Any], clients: Clients, kube: k8s.ApiClient, vault_client: SecretClient,
+    tmp_path: Path,
 ) -> None:  # fmt: skip
     ctl("POST", "config", {"lro_seconds": {"*": 0}})
     data = YAML(typ="safe").load(DESIRED_STATE.read_text(encoding="utf-8"))
@@ -285,7 +287,7 @@ def test_an_openai_key_the_workload_reads_is_rolled_before_the_old_key_is_revoke
 
 
 def test_two_secrets_holding_both_keys_of_an_account_are_refused(
-    emu: Emulator, clients: Clients, tmp_path: Path
+    clients: Clients, tmp_path: Path
 ) -> None:
     data = YAML(typ="safe").load(DESIRED_STATE.read_text(encoding="utf-8"))
     data["secrets"]["items"].append(
@@ -415,3 +417,24 @@ def test_a_failed_step_stops_the_run_and_says_how_to_finish(
     assert code == 0, out + err
     assert _secret_data(kube, "NEXTAUTH_SECRET") == new
     _assert_no_change(applied, clients)
+
+
+def test_a_rotation_is_refused_while_another_apply_holds_the_lease(
+    applied: DesiredState,
+    emu: Emulator,
+    clients: Clients,
+    vault_client: SecretClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    version = vault_client.get_secret(NEXTAUTH_SECRET).properties.version
+    lease = ApplyLease(clients, applied.resource_group, applied.environment)
+    lease.acquire()
+    try:
+        code, out, err = run_cli(capsys, "rotate", str(DESIRED_STATE), NEXTAUTH_SECRET,
+                                 "--emulator", emu.info["arm"], "--yes")  # fmt: skip
+    finally:
+        lease.release()
+    assert code == 1
+    assert "another apply is running on environment dev" in " ".join(err.split())
+    assert "[1/4]" not in out  # no step ran
+    assert vault_client.get_secret(NEXTAUTH_SECRET).properties.version == version

@@ -233,7 +233,7 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
             held = self._held(
                 ctx, resource, value, lambda v: value_mac(mac_key, resource.name, v) == tag
             )
-            return (_Verdict.SAME if held else _Verdict.DIFFERENT), key, held
+            return (_Verdict.DIFFERENT if held is None else _Verdict.SAME), key, held
         # no keyed tag (or no key yet): the value must be read
         return _Verdict.UNPROVEN, key, None
 
@@ -256,9 +256,9 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
             return []
         kind, key, output = parsed
         other = _KEY_OUTPUTS[output]
-        refs = {f"{kind}/{key}.{other}"}
+        other_ref = f"{kind}/{key}.{other}"
         assert ctx.state.secrets is not None
-        if any(i.source is not None and i.source.output in refs for i in ctx.state.secrets.items):
+        if any(i.source and i.source.output == other_ref for i in ctx.state.secrets.items):
             return []
         found = ctx.output(f"{kind}/{key}", other)
         if not isinstance(found, str) or not found:
