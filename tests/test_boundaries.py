@@ -50,6 +50,9 @@ NO_SDK = [
     *modules("verify_report.py"),
     *modules("verification", "gate.py"),
     *modules("docscan_plugins.py"),
+    *modules("auth_errors.py"),
+    *modules("cli_conventions.py"),
+    *modules("schema.py"),
     *[path for name in ("facts.py", "files.py", "markdown.py", "markers.py", "render.py",
                         "render_alerts.py", "render_security.py", "words.py")
       for path in modules("documents", name)],

@@ -21,6 +21,7 @@ from nsc_reconcile.loader import load_desired_state
 from nsc_reconcile.model.state import DesiredState
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Sequence
 
     from nsc_reconcile.azure import Clients
@@ -66,19 +67,24 @@ def apply(
     progress: Progress | None = None,
     wait_lock_s: float = 0.0,
     retry: RetryPolicy | None = None,
+    cancel: threading.Event | None = None,
 ) -> ApplyResult:
     """Apply ``planned`` (made from ``state``): each resource is re-read before it is written.
     With ``saved``, refuse (raising engine.PlanStaleError, writing nothing) if live state or
     the desired state moved since the plan was made. A plan with changes is applied holding
     the environment's apply lease (lease.py): raises lease.LeaseHeldError when another apply
     holds it for longer than ``wait_lock_s`` seconds, lease.LeaseLostError when it was lost
-    during the run. ``retry``: how hard to retry transient failures (retry.RetryPolicy)."""
+    during the run. ``retry``: how hard to retry transient failures (retry.RetryPolicy).
+    ``cancel``: set it (from any thread) to stop: no write starts after it, the writes in
+    flight end, the rest is not-started and the result says ``interrupted``."""
     from nsc_reconcile.engine import Engine
     from nsc_reconcile.lease import ApplyLease, LeaseLostError
     from nsc_reconcile.retry import RetryPolicy
 
     policy = retry or RetryPolicy()
     engine = Engine(state, clients, parallelism=parallelism, progress=progress, retry=policy)
+    if cancel is not None:
+        engine.cancel_event = cancel
     if not planned.has_changes:
         return engine.apply(planned, allow_replace=allow_replace, saved=saved)
     lease = ApplyLease(clients, state.resource_group, state.environment, retry=policy)

@@ -8,6 +8,8 @@ sends If-Match for a conditional write (``conditional_write``).
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import ipaddress
 import json
 import shutil
@@ -17,7 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -59,6 +61,30 @@ __all__ = [
 
 # Entra ID application of the AKS API server; tokens for it authenticate to AAD-enabled clusters.
 AKS_SERVER_APP_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+
+# The SDK modules behind each client of ``Clients`` (a member name: a management client, or a
+# data-plane factory such as ``secret_client``): what ``Clients.prepare`` imports, and so the
+# start-up cost of a run that uses it (bench/plan_noop.py measures that floor).
+SDK_MODULES: dict[str, tuple[str, ...]] = {
+    "network": ("azure.mgmt.network",),
+    "privatedns": ("azure.mgmt.privatedns",),
+    "cognitive": ("azure.mgmt.cognitiveservices",),
+    "postgres": ("azure.mgmt.postgresqlflexibleservers",),
+    "monitor": ("azure.mgmt.monitor",),
+    "alertsmanagement": ("azure.mgmt.alertsmanagement",),
+    "loganalytics": ("azure.mgmt.loganalytics",),
+    "containerservice": ("azure.mgmt.containerservice",),
+    "containerregistry": ("azure.mgmt.containerregistry",),
+    "keyvault_mgmt": ("azure.mgmt.keyvault",),
+    "authorization": ("azure.mgmt.authorization",),
+    "msi": ("azure.mgmt.msi",),
+    "resource": ("azure.mgmt.resource.resources",),
+    "secret_client": ("azure.keyvault.secrets",),
+    "logs_ingestion_client": ("azure.monitor.ingestion",),
+    "kubernetes_api_client": ("kubernetes.client", "nsc_reconcile.kubeconfig", "ruamel.yaml"),
+}
+# What azure-core imports on a client's first answer (private modules: skipped if they move).
+_FIRST_ANSWER_MODULES = ("azure.core.rest._http_response_impl", "azure.core.rest._requests_basic")
 
 
 class NotLoopbackError(ValueError):
@@ -328,6 +354,7 @@ class Clients:
     def __init__(self, target: AzureTarget) -> None:
         self.target = target
         self._secret_clients: dict[str, SecretClient] = {}
+        self._secret_clients_lock = threading.Lock()
         self._deadline = _OperationDeadline()
         # A private directory for Kubernetes client certificates and its remover.
         self._kube_dir: tuple[str, Callable[[], Any]] | None = None
@@ -374,6 +401,23 @@ class Clients:
         if t.transport is not None:
             kwargs["transport"] = t.transport
         return kwargs
+
+    def prepare(self, names: Iterable[str]) -> None:
+        """Import the SDKs of the named clients (``SDK_MODULES`` keys) and build the named
+        management clients, in the calling thread. The engine calls it before its worker
+        threads start: an import inside a worker holds Python's import lock for a module,
+        so the other workers needing it wait, and its CPU time lands between network round
+        trips instead of before them. Raises KeyError for a name that is no client."""
+        for module in _FIRST_ANSWER_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError:  # another azure-core version: it imports what it needs
+                pass
+        for name in sorted(set(names)):
+            for module in SDK_MODULES[name]:
+                importlib.import_module(module)
+            if isinstance(inspect.getattr_static(self, name, None), cached_property):
+                getattr(self, name)
 
     def mgmt_kwargs(self) -> dict[str, Any]:
         """Keyword arguments every management client gets (base URL, policies, polling,
@@ -489,20 +533,21 @@ class Clients:
         from azure.keyvault.secrets import SecretClient
 
         url = self.target.vault_url(vault_url)
-        client = self._secret_clients.get(url)
-        if client is None:
-            kwargs = {
-                **self._transport_kwargs(),
-                "connection_timeout": self.target.vault_connect_timeout_s,
-                "retry_connect": self.target.vault_connect_retries,
-            }
-            client = SecretClient(
-                vault_url=url,
-                credential=self.target.credential,
-                verify_challenge_resource=self.target.verify_challenge_resource,
-                **kwargs,
-            )
-            self._secret_clients[url] = client
+        with self._secret_clients_lock:  # one client (one connection pool) per vault
+            client = self._secret_clients.get(url)
+            if client is None:
+                kwargs = {
+                    **self._transport_kwargs(),
+                    "connection_timeout": self.target.vault_connect_timeout_s,
+                    "retry_connect": self.target.vault_connect_retries,
+                }
+                client = SecretClient(
+                    vault_url=url,
+                    credential=self.target.credential,
+                    verify_challenge_resource=self.target.verify_challenge_resource,
+                    **kwargs,
+                )
+                self._secret_clients[url] = client
         return client
 
     def logs_ingestion_client(self, endpoint: str) -> LogsIngestionClient:

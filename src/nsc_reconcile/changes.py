@@ -20,9 +20,10 @@ class Action(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"  # Azure cannot change it in place; never done without --allow-replace
-    NO_CHANGE = "no-change"
-    READ = "read"  # an existing reference, found
+    UNCHANGED = "unchanged"  # plan format 1 said "no-change"
+    READ = "read"  # an existing reference: apply only reads it
     BLOCKED = "blocked"  # cannot proceed: missing reference, foreign resource, failed read
+    NO_CHANGE = "unchanged"  # former name (an alias of UNCHANGED), for library callers
 
 
 class ReplacePolicy(enum.StrEnum):

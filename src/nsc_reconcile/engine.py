@@ -7,11 +7,13 @@ implement the Reconciler protocol (resources/base.py).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,6 +50,10 @@ if TYPE_CHECKING:
     from nsc_reconcile.model.state import DesiredState
 
 DEFAULT_PARALLELISM = 8
+# Reads at the same time (a plan's, and apply's fresh reads): more than writes, so that a
+# no-op plan of a whole environment costs a few round trips, and far below ARM's read
+# throttling (a bucket of 250 reads per subscription and principal, refilled at 25 per second).
+READ_PARALLELISM = 32
 # provisioningState values that end an operation; any other (Creating, Updating, Accepted,
 # RegisteringDns, ...) means the resource is still being worked on by Azure.
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
@@ -63,8 +69,40 @@ class Progress(Protocol):
     def retrying(self, address: str, error: str, delay: float) -> None: ...
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """A write apply has sent and not yet seen end (its long-running operation included)."""
+
+    address: str
+    action: str  # create, update or replace
+    since: float  # time.monotonic() when the write began
+
+    def expect(self) -> str:
+        """What happens to it in Azure (or the cluster) if this process stops waiting."""
+        if self.address.startswith("kubernetes_"):
+            return "objects already sent stay applied; the next apply sends the rest"
+        if self.action == "replace":
+            return "Azure finishes the step under way (delete or create) even if we stop waiting"
+        return "Azure finishes it even if we stop waiting"
+
+    def describe(self, now: float | None = None) -> str:
+        """One line for an operator, e.g. ``postgresql_server/x: create in progress (4s);
+        Azure finishes it even if we stop waiting``."""
+        elapsed = (time.monotonic() if now is None else now) - self.since
+        return f"{self.address}: {self.action} in progress ({elapsed:.0f}s); {self.expect()}"
+
+
 class UnknownTargetError(ValueError):
     """A --target address that the desired state does not declare."""
+
+
+def unknown_target(address: str, known: Iterable[str]) -> str:
+    """The message for an unknown --target: the closest declared address (difflib), or all."""
+    names = sorted(known)
+    close = difflib.get_close_matches(address, names, n=1, cutoff=0.6)
+    if close:
+        return f"--target {address}: no such resource; did you mean {close[0]}?"
+    return f"--target {address}: no such resource; declared: {', '.join(names)}"
 
 
 class PlanRefusedError(Exception):
@@ -104,6 +142,7 @@ class Engine:
     state: DesiredState
     clients: Clients
     parallelism: int = DEFAULT_PARALLELISM
+    read_parallelism: int = READ_PARALLELISM
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     redactor: Redactor = field(default_factory=Redactor)
     progress: Progress | None = None
@@ -111,6 +150,12 @@ class Engine:
     # How long apply waits for a resource Azure is still working on (e.g. a Key Vault that
     # says RegisteringDns right after its create) before using or writing it.
     ready_timeout_s: float = 600.0
+    # Also report every read to ``progress`` (started "read"; finished "read" or "failed"):
+    # the JSON event stream shows each read's time; the console keeps to writes.
+    report_reads: bool = False
+    # Set it (or call cancel()) to stop apply: no write starts after it is set, the writes
+    # in flight run to their end, and what had not begun is reported not-started.
+    cancel_event: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         graph, issues = build_graph(self.state)
@@ -125,6 +170,8 @@ class Engine:
         self._confirmed: frozenset[str] = frozenset()  # data-loss replacements confirmed
         self._written: set[str] = set()  # resources written in this apply
         self._read_locks: dict[str, threading.Lock] = {}
+        self._writing: dict[str, InFlight] = {}  # writes sent and not yet ended
+        self._writing_lock = threading.RLock()  # RLock: cancel() may run in a signal handler
         self.context = Context(
             self.state, self.clients, self._output_of, self._live_of, self.redactor.add
         )
@@ -136,12 +183,23 @@ class Engine:
     def _read(self, address: str) -> Live | None:
         resource = self._resource(address)
         reconciler = reconciler_for(resource)
-        live = call_with_retry(
-            lambda: reconciler.read(self.context, resource),
-            policy=self.retry,
-            what=f"read {address}",
-            on_retry=self._on_retry(address),
-        )
+        progress = self.progress if self.report_reads else None
+        start = time.monotonic()
+        if progress is not None:
+            progress.started(address, "read")
+        try:
+            live = call_with_retry(
+                lambda: reconciler.read(self.context, resource),
+                policy=self.retry,
+                what=f"read {address}",
+                on_retry=self._on_retry(address),
+            )
+        except BaseException:
+            if progress is not None:
+                progress.finished(address, Outcome.FAILED.value, time.monotonic() - start)
+            raise
+        if progress is not None:
+            progress.finished(address, Outcome.READ.value, time.monotonic() - start)
         with self._lock:
             self._live[address] = live
             for key in [k for k in self._outputs if k[0] == address]:
@@ -150,31 +208,54 @@ class Engine:
 
     def _read_once(self, address: str) -> Live | None:
         """The live state as read in this run: read it unless already read (or being read,
-        in which case wait for that read). One read per resource per plan."""
+        in which case wait for that read). One read per resource per plan: a failed read is
+        kept (as absent, its error for the plan) and raised to the caller that made it."""
         with self._lock:
             lock = self._read_locks.setdefault(address, threading.Lock())
         with lock:
             with self._lock:
                 if address in self._live:
                     return self._live[address]
-            return self._read(address)
+            try:
+                return self._read(address)
+            except Exception as error:
+                with self._lock:
+                    self._read_errors[address] = self.redactor.redact(describe_error(error))
+                    self._live[address] = None
+                raise
+
+    def _read_kept(self, address: str) -> None:
+        """``_read_once`` for a pool: the failure is kept for the plan, not raised."""
+        try:
+            self._read_once(address)
+        except Exception:  # kept in _read_errors by _read_once
+            return
+
+    def _forget(self, addresses: list[str]) -> None:
+        with self._lock:
+            for address in addresses:
+                self._live.pop(address, None)
+                self._read_errors.pop(address, None)
+
+    def _prepare_clients(self, addresses: Iterable[str]) -> None:
+        """Build the SDK clients these resources use, before worker threads start."""
+        names = {
+            name
+            for address in addresses
+            if has_reconciler(self._resource(address))
+            for name in reconciler_for(self._resource(address)).sdk_clients
+        }
+        self.clients.prepare(names)
 
     def read_all(self, addresses: Iterable[str], *, fresh: bool = False) -> None:
         """Read every address in parallel (bounded); failures are kept per address."""
         todo = list(addresses)
         if fresh:
-            with self._lock:
-                for address in todo:
-                    self._live.pop(address, None)
-                    self._read_errors.pop(address, None)
-        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
-            futures = {pool.submit(self._read_once, a): a for a in todo}
-            for future, address in futures.items():
-                error = future.exception()
-                if error is not None:
-                    with self._lock:
-                        self._read_errors[address] = self.redactor.redact(describe_error(error))
-                        self._live[address] = None
+            self._forget(todo)
+        self._prepare_clients(todo)
+        with _reading_pool(self.read_parallelism) as pool:
+            for future in [pool.submit(self._read_kept, a) for a in todo]:
+                future.result()
 
     def _live_of(self, address: str) -> Live | None:
         return self._read_once(address)
@@ -223,8 +304,7 @@ class Engine:
         while stack:
             address = stack.pop()
             if address not in self.graph.nodes:
-                known = ", ".join(sorted(self.graph.nodes))
-                raise UnknownTargetError(f"--target {address}: no such resource; known: {known}")
+                raise UnknownTargetError(unknown_target(address, self.graph.nodes))
             if address not in wanted:
                 wanted.add(address)
                 stack.extend(self.graph.depends_on[address])
@@ -232,12 +312,16 @@ class Engine:
 
     def plan(self, targets: list[str] | None = None) -> Plan:
         """Read live state and compare. Never writes. One read per resource (plus outputs
-        other resources need, e.g. the OpenAI key for a Key Vault secret)."""
+        other resources need, e.g. the OpenAI key for a Key Vault secret), and one list call
+        per kind and resource group or declared parent, alongside the reads, to find orphans
+        (pruning.py; not with ``targets``)."""
+        from nsc_reconcile.pruning import OrphanSearch
+
         scope = self._scope(targets)
-        self.read_all(scope, fresh=True)
-        plans: dict[str, ResourcePlan] = {}
-        for address in scope:
-            plans[address] = self._plan_one(address, plans)
+        self._prepare_clients(scope)  # before any thread starts: no SDK import in a worker
+        with OrphanSearch(self, enabled=not targets) as search:
+            plans = self._plan_all(scope)
+            orphans, not_searched = search.result()
         return Plan(
             environment=self.state.environment,
             subscription_id=self.context.subscription_id,
@@ -247,7 +331,51 @@ class Engine:
             state_digest=state_digest(self.state),
             targets=list(targets or []),
             unsupported=[a for a in self.unsupported if not targets or a in targets],
+            orphans=orphans,
+            orphans_not_searched=not_searched,
         )
+
+    def prune(self, plan: Plan, *, allow_data_loss: bool = False) -> list[ResourceResult]:
+        """Delete the orphans ``plan`` lists (`apply --prune`, after its own confirmation):
+        each one a fresh search still finds, in reverse dependency order; never a shared one,
+        nor a data-holding one without ``allow_data_loss`` (those are KEPT). One result per
+        orphan (DELETED, KEPT or FAILED)."""
+        from nsc_reconcile.pruning import prune
+
+        return prune(self, plan.orphans, allow_data_loss=allow_data_loss)
+
+    def _plan_all(self, scope: list[str]) -> dict[str, ResourcePlan]:
+        """Fresh reads of every resource, all started at once (bounded by read_parallelism);
+        each resource is planned, in the same pool, as soon as its dependencies are planned.
+        A read waits only for the reads it needs (e.g. a secret's GET for its vault's id), a
+        plan for the outputs it needs (the OpenAI key: listKeys), so the depth of dependent
+        requests sets a plan's duration, not the number of resources."""
+        self._forget(scope)
+        self._prepare_clients(scope)
+        in_scope = set(scope)
+        plans: dict[str, ResourcePlan] = {}
+        waiting = list(scope)
+        running: dict[Future[ResourcePlan], str] = {}
+        with _reading_pool(self.read_parallelism) as pool:
+            for address in scope:
+                pool.submit(self._read_kept, address)
+            while waiting or running:
+                for address in list(waiting):
+                    deps = self.graph.depends_on[address] & in_scope
+                    if deps <= plans.keys():
+                        waiting.remove(address)
+                        planned = {d: plans[d] for d in deps}
+                        running[pool.submit(self._read_and_plan, address, planned)] = address
+                if not running:  # the graph is acyclic (build_graph): never happens
+                    raise RuntimeError(f"cannot order the plan of {', '.join(waiting)}")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    plans[running.pop(future)] = future.result()
+        return plans
+
+    def _read_and_plan(self, address: str, planned: dict[str, ResourcePlan]) -> ResourcePlan:
+        self._read_kept(address)  # usually read already, or being read: waits for it
+        return self._plan_one(address, planned)
 
     def _plan_one(self, address: str, plans: dict[str, ResourcePlan]) -> ResourcePlan:
         resource = self._resource(address)
@@ -297,7 +425,7 @@ class Engine:
         elif changes:
             action = Action.UPDATE
         else:
-            action = Action.NO_CHANGE
+            action = Action.UNCHANGED
         reason = None
         policy = None
         broken = reconciler.health(live) if live is not None else []
@@ -380,6 +508,19 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ applying
+    def cancel(self) -> list[InFlight]:
+        """Stop apply: no write starts from now on (queued resources end not-started); the
+        writes in flight, returned, run to their end. Safe from any thread or a signal
+        handler (the library installs none: the CLI's Ctrl-C handler calls this)."""
+        with self._writing_lock:
+            self.cancel_event.set()
+            return self.in_flight()
+
+    def in_flight(self) -> list[InFlight]:
+        """The writes sent and not yet ended, oldest first."""
+        with self._writing_lock:
+            return sorted(self._writing.values(), key=lambda op: op.since)
+
     def apply(
         self,
         plan: Plan,
@@ -395,7 +536,8 @@ class Engine:
         (``allow_replace``; data-losing ones also need their address in
         ``confirm_data_loss``). Raises PlanRefusedError, writing nothing, when the plan has
         blocked resources or was made for another subscription, and, with ``saved``, when
-        live state or the desired state moved since ``plan`` was made."""
+        live state or the desired state moved since ``plan`` was made. Once
+        ``cancel_event`` is set (cancel()) no write starts: the result is ``interrupted``."""
         start = time.monotonic()
         scope = [r.address for r in plan.resources]
         self.check_applicable(plan)
@@ -409,6 +551,12 @@ class Engine:
         running: dict[Future[ResourceResult], str] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
             while pending or running:
+                if self.cancel_event.is_set():  # no new write: the queue ends not-started
+                    for address in pending:
+                        results[address] = ResourceResult(
+                            address, Outcome.NOT_STARTED, detail=_NOT_STARTED
+                        )
+                    pending.clear()
                 for address in list(pending):
                     deps = self.graph.depends_on[address] & set(scope)
                     if not deps <= results.keys():
@@ -430,7 +578,9 @@ class Engine:
                     address = running.pop(future)
                     results[address] = future.result()
         ordered = [results[a] for a in scope]
-        return ApplyResult(ordered, seconds=time.monotonic() - start)
+        return ApplyResult(
+            ordered, seconds=time.monotonic() - start, interrupted=self.cancel_event.is_set()
+        )
 
     def check_applicable(self, plan: Plan) -> None:
         """Raise PlanRefusedError when ``plan`` cannot be applied here at all: made for
@@ -488,6 +638,8 @@ class Engine:
         self, address: str, planned: ResourcePlan, allow_replace: bool
     ) -> ResourceResult:
         start = time.monotonic()
+        if self.cancel_event.is_set():
+            return ResourceResult(address, Outcome.NOT_STARTED, detail=_NOT_STARTED)
         # Existing references are only re-read: no progress lines for them.
         progress = None if self._resource(address).existing else self.progress
         if progress is not None:
@@ -519,7 +671,7 @@ class Engine:
         if resource.existing:
             if live is None:
                 raise _Failure("existing resource not found", Outcome.FAILED)
-            return Outcome.FOUND, [], None
+            return Outcome.READ, [], None
         refusal = self._refusal(resource, live)
         if refusal is not None:
             raise _Failure(refusal, Outcome.BLOCKED)
@@ -544,9 +696,11 @@ class Engine:
             if refused is not None:
                 raise _Failure(refused, Outcome.BLOCKED)
         lock = self._write_lock(reconciler.lock_key(resource))
+        replacing = any(c.requires_replacement for c in changes)
+        action = "create" if live is None else "replace" if replacing else "update"
         with lock:
             call_with_retry(
-                self._fresh_write(address, live, allow_replace),
+                self._fresh_write(address, live, allow_replace, action),
                 policy=self.retry,
                 what=f"write {address}",
                 kind=resource.kind,
@@ -582,21 +736,25 @@ class Engine:
         return f"requires replacement ({fields}); " + _replace_text(reconciler, resource)
 
     def _fresh_write(
-        self, address: str, live: Live | None, allow_replace: bool
+        self, address: str, live: Live | None, allow_replace: bool, action: str
     ) -> Callable[[], None]:
         """The write of ``address`` as a call that is safe to retry: the first try writes
         over ``live`` (just read); each retry re-reads and re-plans first (the failed try may
         have landed after all, or someone wrote meanwhile: a 412 on If-Match), so no retry
         writes from a stale snapshot, and one whose work is done writes nothing. Every try
-        has the kind's operation timeout (RetryPolicy.operation_timeout)."""
+        has the kind's operation timeout (RetryPolicy.operation_timeout). No try starts
+        once apply is cancelled; a try under way is listed by in_flight()."""
         resource = self._resource(address)
         reconciler = reconciler_for(resource)
         rid = reconciler.resource_id(self.context, resource)
         tries = 0
 
         def write() -> None:
-            nonlocal tries, live
+            nonlocal tries, live, action
             tries += 1
+            if tries > 1 and self.cancel_event.is_set():
+                raise _Failure("its write failed and apply was interrupted before a retry; "
+                               "re-run apply")  # fmt: skip
             if tries > 1:
                 live = self._wait_until_settled(address, self._read(address))
                 refusal = self._refusal(resource, live)
@@ -609,9 +767,19 @@ class Engine:
                     refused = self._replace_refusal(reconciler, resource, changes, allow_replace)
                     if refused is not None:
                         raise _Failure(refused, Outcome.BLOCKED)
+                replacing = any(c.requires_replacement for c in changes)
+                action = "create" if live is None else "replace" if replacing else "update"
+            with self._writing_lock:  # with cancel(): a write either starts and is listed,
+                if self.cancel_event.is_set():  # or does not start at all
+                    raise _Failure(_NOT_STARTED, Outcome.NOT_STARTED)
+                self._writing[address] = InFlight(address, action, time.monotonic())
             timeout = self.retry.operation_timeout(resource.kind)
-            with operation_deadline(timeout, f"write {address}"), if_match(rid, live):
-                reconciler.write(self.context, resource, live)
+            try:
+                with operation_deadline(timeout, f"write {address}"), if_match(rid, live):
+                    reconciler.write(self.context, resource, live)
+            finally:
+                with self._writing_lock:
+                    self._writing.pop(address, None)
 
         return write
 
@@ -632,7 +800,10 @@ class Engine:
                 )
             if self.progress is not None:
                 self.progress.retrying(address, f"Azure reports it {state}; waiting", delay)
-            time.sleep(delay)
+            if self.cancel_event.wait(delay):
+                raise _Failure(
+                    f"{_NOT_STARTED} (Azure still reported it {state})", Outcome.NOT_STARTED
+                )
             delay = min(delay * 2, 10.0)
             live = self._read(address)
         return live
@@ -644,7 +815,21 @@ class Engine:
             return self._write_locks.setdefault(key, threading.Lock())
 
 
-_STOPPING = (Outcome.FAILED, Outcome.SKIPPED, Outcome.BLOCKED)
+_STOPPING = (Outcome.FAILED, Outcome.SKIPPED, Outcome.BLOCKED, Outcome.NOT_STARTED)
+_NOT_STARTED = "not started: apply was interrupted"
+
+
+@contextmanager
+def _reading_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool for reads whose queued calls are dropped when the caller stops early (Ctrl-C
+    raises KeyboardInterrupt in the main thread): only the calls under way are waited for."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _not_approved(

@@ -39,6 +39,17 @@ class Problem:
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 
+    def to_json(self) -> dict[str, object]:
+        """For `validate --format json`: file, line and column are null when unknown."""
+        loc = self.location
+        return {
+            "file": str(loc.file) if loc else None,
+            "line": loc.line if loc else None,
+            "column": loc.column if loc else None,
+            "field": self.field,
+            "message": self.message,
+        }
+
 
 class DesiredStateError(Exception):
     """The desired state cannot be used; ``problems`` lists every problem found, in file order."""

@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 from nsc_reconcile.errors import DesiredStateError, Problem
 from nsc_reconcile.graph import build_graph
 from nsc_reconcile.model.secrets import looks_like_credential
-from nsc_reconcile.model.state import DesiredState
+from nsc_reconcile.model.state import ENVIRONMENT_PATTERN, DesiredState
 from nsc_reconcile.policy import check_policy
 from nsc_reconcile.yamlsource import (
     Document,
@@ -32,12 +32,19 @@ from nsc_reconcile.yamlsource import (
     substitute_variables,
 )
 
-ENVIRONMENTS = ("dev", "staging", "prod")
-
 
 def overlay_path(path: Path, env: str) -> Path:
     """Where the overlay of ``env`` lives for the base file ``path``: ``envs/<env>.yaml``."""
     return path.parent / "envs" / f"{env}.yaml"
+
+
+def available_environments(path: str | Path) -> list[str]:
+    """The environments that have an overlay next to the base file ``path`` (``envs/*.yaml``
+    whose name is an environment name), sorted."""
+    folder = Path(path).parent / "envs"
+    if not folder.is_dir():
+        return []
+    return sorted(f.stem for f in folder.glob("*.yaml") if re.match(ENVIRONMENT_PATTERN, f.stem))
 
 
 def load_desired_state(path: str | Path, env: str | None = None) -> DesiredState:
@@ -47,19 +54,22 @@ def load_desired_state(path: str | Path, env: str | None = None) -> DesiredState
     path = Path(path)
     document = read_document(path)
     if env is not None:
-        if env not in ENVIRONMENTS:
+        if not re.match(ENVIRONMENT_PATTERN, env) or env == "shared":
             raise DesiredStateError(
-                [Problem(None, "--env", f"unknown environment {env!r}; expected one of "
-                         f"{', '.join(ENVIRONMENTS)}")]
+                [Problem(None, "--env", f"{env!r} is not an environment name: lowercase "
+                         "letters, digits and '-', at most 20 characters, not 'shared'")]
             )  # fmt: skip
         overlay_file = overlay_path(path, env)
         base_env = document.data.get("environment") if isinstance(document.data, dict) else None
         if overlay_file.is_file():
             document = merge_overlay(document, read_document(overlay_file))
         elif base_env != env:
+            present = available_environments(path)
+            found = f" (overlays present: {', '.join(present)})" if present else ""
             raise DesiredStateError(
-                [Problem(None, "--env", f"no overlay for {env!r}: {overlay_file} does not exist")]
-            )
+                [Problem(None, "--env", f"no overlay for {env!r}: {overlay_file} does not "
+                         f"exist{found}")]
+            )  # fmt: skip
     if not isinstance(document.data, dict):
         raise DesiredStateError(
             [Problem(document.locate(()), "", "expected a mapping at the top of the file")]

@@ -1,13 +1,16 @@
-"""Human summary of a validated desired state: resources by kind and the dependency order.
+"""Summary of a validated desired state: resources by kind and the dependency order, as text
+for people and as the `validate --format json` document (problems or resources) for machines.
 
-Rendering only: takes the state and its graph, returns text. No SDK, no I/O. One resource
-per line and never wrapped, so names can be searched for in logs.
+Rendering only: takes the state and its graph, returns text or data. No SDK, no I/O. One
+resource per line and never wrapped, so names can be searched for in logs.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+from nsc_reconcile.errors import Problem
 from nsc_reconcile.graph import Graph
 from nsc_reconcile.model.state import DesiredState
 
@@ -38,3 +41,30 @@ def summarize(state: DesiredState, graph: Graph) -> str:
         lines.append(f"  stage {number}:")
         lines += [f"    {address}" for address in stage]
     return "\n".join(lines)
+
+
+def validation_document(
+    file: str, state: DesiredState | None, graph: Graph | None, problems: list[Problem]
+) -> dict[str, Any]:
+    """The `validate --format json` document (docs/plan-format.md): ``ok``, every problem
+    (file, line, column, field path, message) and, when valid, the resources and stages."""
+    from nsc_reconcile.plans import PLAN_FORMAT, TOOL
+
+    document: dict[str, Any] = {
+        "format": PLAN_FORMAT,
+        "tool": TOOL,
+        "kind": "validation",
+        "file": file,
+        "ok": not problems and state is not None,
+        "problems": [p.to_json() for p in problems],
+        "environment": state.environment if state is not None else None,
+        "resource_group": state.resource_group if state is not None else None,
+        "resources": [],
+        "stages": [],
+    }
+    if state is not None and graph is not None:
+        document["resources"] = [
+            {"address": r.address, "existing": r.existing} for _, r in state.resources()
+        ]
+        document["stages"] = graph.stages()
+    return document

@@ -82,7 +82,7 @@ def test_a_change_not_in_the_approved_plan_is_not_written(
     engine = Engine(state, clients)
     assert engine.apply(engine.plan([LINK])).ok
     approved = Engine(state, clients).plan([LINK])
-    assert approved.get(LINK).action is Action.NO_CHANGE
+    assert approved.get(LINK).action is Action.UNCHANGED
     link_id = approved.get(LINK).id
     _drift(
         ctl, str(link_id), lambda b: b["properties"].__setitem__("registrationEnabled", True)
@@ -122,6 +122,7 @@ def test_a_saved_plan_is_refused_against_another_subscription(
     code, out = _run(capsys, "apply", str(saved), "--emulator", arm, "--yes")
     assert code == 1
     assert f"made for subscription {other}" in out
+    assert f"this run targets {emu.info['subscription_id']}" in out  # both named
     assert _writes(ctl) == []
 
     plan = Engine(load_desired_state(DESIRED_STATE), clients).plan([LINK])
@@ -168,7 +169,7 @@ def test_interactive_apply_stops_when_the_changes_differ_from_the_approved_ones(
     try:
         shown = _read_until(process.stdout.fileno(), "Apply these changes?")
         assert f"~ update    {LINK}" in shown
-        assert f"= no-change {ZONE}" in shown
+        assert f"= unchanged {ZONE}" in shown
         # While the prompt waits, someone changes the zone the plan showed as unchanged.
         _drift(ctl, zone_id, lambda b: b["tags"].__setitem__("project", "someone-else"))
         ctl("DELETE", "requests")

@@ -56,7 +56,7 @@ def test_a_server_whose_creation_failed_is_a_change_and_apply_repairs_it(
     assert "Azure reports properties.provisioningState is Failed" in (server.reason or "")
 
     assert _apply(state, clients, PG).outcome is Outcome.UPDATED
-    assert _plan(state, clients, PG).get(PG).action is Action.NO_CHANGE
+    assert _plan(state, clients, PG).get(PG).action is Action.UNCHANGED
 
 
 @pytest.mark.parametrize("server_state", ["Disabled", "Dropping", "Inaccessible"])
@@ -80,7 +80,7 @@ def test_a_server_not_ready_is_a_change_and_apply_repairs_it(
     assert [r["method"] for r in sent] == ["PATCH"]  # no password resent
     assert "administratorLoginPassword" not in str(sent[0]["request_body"])
     assert ctl("GET", f"state?id={server_id}")["properties"]["state"] == "Ready"
-    assert _plan(state, clients, PG).get(PG).action is Action.NO_CHANGE
+    assert _plan(state, clients, PG).get(PG).action is Action.UNCHANGED
 
 
 @pytest.mark.parametrize("server_state", ["Ready", "Stopped", "Updating"])
@@ -92,7 +92,7 @@ def test_ready_stopped_and_updating_servers_are_done(
     stored = ctl("GET", f"state?id={server_id}")
     stored["properties"]["state"] = server_state
     ctl("PUT", f"state?id={server_id}", stored)
-    assert _plan(state, clients, PG).get(PG).action is Action.NO_CHANGE
+    assert _plan(state, clients, PG).get(PG).action is Action.UNCHANGED
 
 
 def test_any_kind_that_failed_is_repaired(

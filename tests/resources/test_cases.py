@@ -98,7 +98,7 @@ def test_case(path: Path) -> None:
     elif any(c.requires_replacement for c in changes):
         action = Action.REPLACE
     else:
-        action = Action.UPDATE if changes else Action.NO_CHANGE
+        action = Action.UPDATE if changes else Action.UNCHANGED
     assert action.value == expect["action"]
     if "changes" in expect:
         got = [

@@ -95,7 +95,7 @@ def test_a_dead_connection_is_a_replacement_for_a_new_connection(
     result = Engine(state, clients).apply(plan, allow_replace=True)
     assert result.get(PE).outcome is Outcome.REPLACED, result.render()
     assert _status(clients) == "Approved"
-    assert _plan(state, clients).get(PE).action is Action.NO_CHANGE
+    assert _plan(state, clients).get(PE).action is Action.UNCHANGED
 
 
 def test_a_pending_connection_is_a_note_naming_the_targets_owner(
@@ -107,7 +107,7 @@ def test_a_pending_connection_is_a_note_naming_the_targets_owner(
 
     plan = _plan(state, clients)
     endpoint = plan.get(PE)
-    assert endpoint.action is Action.NO_CHANGE  # nothing apply could do about it
+    assert endpoint.action is Action.UNCHANGED  # nothing apply could do about it
     [note] = endpoint.notes
     assert "awaits approval (Pending" in note
     assert f"the owner of {ACCOUNT} ({account_id})" in note
@@ -146,7 +146,7 @@ def test_a_policy_zone_group_covering_the_zone_is_adopted(
 
     plan = _plan(state, clients)
     endpoint = plan.get(PE)
-    assert endpoint.action is Action.NO_CHANGE, endpoint.changes
+    assert endpoint.action is Action.UNCHANGED, endpoint.changes
     assert any("uses DNS zone group 'deployedByPolicy'" in n for n in endpoint.notes)
 
     # A deleted A record is repaired through that group (written back as it is): no second
@@ -162,7 +162,7 @@ def test_a_policy_zone_group_covering_the_zone_is_adopted(
     assert [p.rsplit("/", 1)[-1] for p in puts] == ["deployedByPolicy"]
     assert _zone_groups(clients) == ["deployedByPolicy"]
     assert ctl("GET", f"state?id={record}")["properties"]["aRecords"]
-    assert _plan(state, clients).get(PE).action is Action.NO_CHANGE
+    assert _plan(state, clients).get(PE).action is Action.UNCHANGED
 
 
 def test_a_zone_group_of_another_zone_stops_the_endpoint_with_a_clear_message(

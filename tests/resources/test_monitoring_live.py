@@ -91,7 +91,7 @@ def test_create_from_baseline_then_second_plan_is_no_change_with_zero_writes(
     ctl("DELETE", "requests")
     again = _engine(emu)
     second = again.plan(targets=TARGETS)
-    assert _actions(second) == dict.fromkeys(OURS, Action.NO_CHANGE)
+    assert _actions(second) == dict.fromkeys(OURS, Action.UNCHANGED)
     assert [c for r in second.resources for c in r.changes] == []
     applied = again.apply(second)
     assert {r.outcome for r in applied.resources if r.address in OURS} == {Outcome.UNCHANGED}
@@ -133,10 +133,10 @@ def test_alert_severity_drift_shows_exactly_that_field_and_apply_repairs_it(
         r.address: r.outcome for r in result.resources if r.outcome is not Outcome.UNCHANGED
     } == {
         ALERTS[1]: Outcome.UPDATED,
-        "log_analytics_workspace/nsc-law-dev": Outcome.FOUND,
+        "log_analytics_workspace/nsc-law-dev": Outcome.READ,
     }
     assert _state_of(ctl, live.id)["properties"]["severity"] == 2
-    assert _actions(_engine(emu).plan(targets=TARGETS)) == dict.fromkeys(OURS, Action.NO_CHANGE)
+    assert _actions(_engine(emu).plan(targets=TARGETS)) == dict.fromkeys(OURS, Action.UNCHANGED)
 
 
 def test_dcr_immutable_id_survives_an_update(emu: Emulator, ctl: Ctl) -> None:
@@ -200,7 +200,7 @@ def test_429_storm_on_the_action_group_put_is_retried_and_succeeds(emu: Emulator
     assert [r.outcome for r in result.resources if r.address == GROUP] == [Outcome.CREATED]
     puts = [e["status"] for e in ctl("GET", "requests") if e["method"] == "PUT"]
     assert puts == [429, 429, 429, 201]
-    assert _actions(_engine(emu).plan(targets=[GROUP])) == {GROUP: Action.NO_CHANGE}
+    assert _actions(_engine(emu).plan(targets=[GROUP])) == {GROUP: Action.UNCHANGED}
 
 
 def _set_secret(clients: Clients, name: str, value: str) -> None:
@@ -233,7 +233,7 @@ def test_webhook_uri_comes_from_key_vault_is_compared_and_never_shown(
     hooks = _state_of(ctl, live.id)["properties"]["webhookReceivers"]
     assert [(h["name"], h["serviceUri"]) for h in hooks] == [("teams-oncall", first)]
     assert first not in json.dumps(live.fields)
-    assert _actions(_engine(emu, state).plan(targets=[GROUP])) == {GROUP: Action.NO_CHANGE}
+    assert _actions(_engine(emu, state).plan(targets=[GROUP])) == {GROUP: Action.UNCHANGED}
 
     rotated = first.replace("S3cr3tT0kenAAAA1111", "N3wT0kenBBBB2222xyz")
     _set_secret(engine.clients, "teams-webhook-uri", rotated)
@@ -300,7 +300,7 @@ def test_table_column_type_change_is_a_replacement_never_done_silently(
         c["name"]: c["type"] for c in _state_of(ctl, live.id)["properties"]["schema"]["columns"]
     }
     assert columns["Severity"] == "string"
-    assert _actions(_engine(emu).plan(targets=[TABLE])) == {TABLE: Action.NO_CHANGE}
+    assert _actions(_engine(emu).plan(targets=[TABLE])) == {TABLE: Action.UNCHANGED}
 
 
 def test_table_update_keeps_a_column_someone_else_added(emu: Emulator, ctl: Ctl) -> None:

@@ -136,8 +136,8 @@ def test_account_and_deployment_created_then_no_change(
     control(emu, "DELETE", "requests")
     again = _plan(engine, [DEPLOYMENT])
     assert {r.address: r.action for r in again.resources} == {
-        ACCOUNT: Action.NO_CHANGE,
-        DEPLOYMENT: Action.NO_CHANGE,
+        ACCOUNT: Action.UNCHANGED,
+        DEPLOYMENT: Action.UNCHANGED,
     }
     assert _writes(emu) == []
 
@@ -167,7 +167,7 @@ def test_public_access_drift_shows_one_field_and_is_repaired(
     assert repaired is not None
     assert repaired["properties"]["publicNetworkAccess"] == "Disabled"
     assert repaired["tags"] == drifted["tags"]
-    assert _plan(engine, [ACCOUNT]).get(ACCOUNT).action is Action.NO_CHANGE
+    assert _plan(engine, [ACCOUNT]).get(ACCOUNT).action is Action.UNCHANGED
 
 
 def make_apply(make: Callable[..., Engine], plan: Plan) -> Any:
@@ -183,7 +183,7 @@ def test_account_upgraded_to_ai_services_is_not_drift_and_keeps_its_kind(
     upgraded["kind"] = "AIServices"
     upgraded["tags"]["upgraded-by"] = "microsoft"
     control(emu, "PUT", f"state?id={_account_id(emu)}", upgraded)
-    assert _plan(engine, [ACCOUNT]).get(ACCOUNT).action is Action.NO_CHANGE
+    assert _plan(engine, [ACCOUNT]).get(ACCOUNT).action is Action.UNCHANGED
 
     upgraded["properties"]["networkAcls"]["defaultAction"] = "Allow"
     control(emu, "PUT", f"state?id={_account_id(emu)}", upgraded)
@@ -221,7 +221,7 @@ def test_secrets_created_from_baseline_then_no_writes(
 ) -> None:
     plan, result = _apply(engine, SECRET_TARGETS)
     actions = {r.address: r.action for r in plan.resources}
-    assert actions["key_vault_secret/databricks-agent-token"] is Action.NO_CHANGE  # external
+    assert actions["key_vault_secret/databricks-agent-token"] is Action.UNCHANGED  # external
     assert all(actions[t] is Action.CREATE for t in SECRET_TARGETS if "databricks" not in t), (
         actions
     )
@@ -245,7 +245,7 @@ def test_secrets_created_from_baseline_then_no_writes(
     control(emu, "DELETE", "requests")
     again = _plan(engine, SECRET_TARGETS)
     changed = {r.address: r.action for r in again.resources if r.action is not Action.READ}
-    assert set(changed.values()) == {Action.NO_CHANGE}, changed
+    assert set(changed.values()) == {Action.UNCHANGED}, changed
     assert _writes(emu) == []  # only GETs (and the listKeys POST the api-key secret needs)
 
 
@@ -255,7 +255,7 @@ def test_generated_secret_is_generated_once(emu: Emulator, engine: Callable[...,
     control(emu, "DELETE", "requests")
     _, result = _apply(engine, SECRET_TARGETS)
     assert result.ok
-    assert {r.outcome for r in result.resources} <= {Outcome.UNCHANGED, Outcome.FOUND}
+    assert {r.outcome for r in result.resources} <= {Outcome.UNCHANGED, Outcome.READ}
     after = {n: emu.world.secrets.versions(KEY_VAULT_NAME, n) for n in SECRETS}
     assert after == before  # no new version anywhere, same values
     assert len(after["langfuse-public-key"]) == 1
@@ -282,7 +282,7 @@ def test_value_changed_out_of_band_is_sensitive_update_and_repaired(
     assert result.get(address).outcome is Outcome.UPDATED
     assert _value(emu, name) == original
     assert len(emu.world.secrets.versions(KEY_VAULT_NAME, name)) == 3
-    assert _plan(engine, [address]).get(address).action is Action.NO_CHANGE
+    assert _plan(engine, [address]).get(address).action is Action.UNCHANGED
 
 
 def test_tags_only_drift_updates_without_a_new_version(
@@ -326,7 +326,7 @@ def test_soft_deleted_secret_is_recovered(
     assert result.ok, [r.detail for r in result.resources]
     assert _value(emu, "langfuse-redis-password") == generated  # recovered, not regenerated
     assert _value(emu, "azure-openai-endpoint") == "https://nsc-aoai-dev.openai.azure.com/"
-    assert {_plan(engine, targets).get(t).action for t in targets} == {Action.NO_CHANGE}
+    assert {_plan(engine, targets).get(t).action for t in targets} == {Action.UNCHANGED}
 
 
 def test_external_secret_missing_is_blocked_and_never_written(

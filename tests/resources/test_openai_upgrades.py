@@ -95,7 +95,7 @@ def test_auto_upgrade_to_a_newer_version_is_no_change(
     _azure_moves(emu, NEWER)
 
     deployment = _plan(run, state).get(DEPLOYMENT)
-    assert deployment.action is Action.NO_CHANGE, deployment.changes
+    assert deployment.action is Action.UNCHANGED, deployment.changes
 
 
 def test_auto_upgraded_version_is_kept_when_another_field_is_written(
@@ -109,7 +109,7 @@ def test_auto_upgraded_version_is_kept_when_another_field_is_written(
     assert [(c.path, c.before, c.after) for c in deployment.changes] == [("sku.capacity", 10, 30)]
     _apply(run, state)
     assert _live_version(emu) == NEWER  # not downgraded to the declared version
-    assert _plan(run, state).get(DEPLOYMENT).action is Action.NO_CHANGE
+    assert _plan(run, state).get(DEPLOYMENT).action is Action.UNCHANGED
 
 
 def test_auto_upgrade_still_repairs_an_older_version(

@@ -160,7 +160,7 @@ def test_create_from_baseline_then_nothing_to_do(
     again = _plan(state, clients)
     mine = [r for r in again.resources if r.address in (PG, DB, PE_PG, PE_OPENAI, *RULES)]
     assert len(mine) == 8
-    assert [(r.address, r.changes) for r in mine if r.action is not Action.NO_CHANGE] == []
+    assert [(r.address, r.changes) for r in mine if r.action is not Action.UNCHANGED] == []
     assert _writes(ctl) == []
 
 
@@ -187,7 +187,7 @@ def test_nsg_rule_port_drift_shows_that_field_and_is_repaired(
     assert result.get(RULES[2]).outcome is Outcome.UPDATED
     assert _writes(ctl) == [("PUT", rule_id)]
     assert ctl("GET", _state_url(rule_id))["properties"]["destinationPortRange"] == "5432"
-    assert _plan(state, clients).get(RULES[2]).action is Action.NO_CHANGE
+    assert _plan(state, clients).get(RULES[2]).action is Action.UNCHANGED
 
 
 def test_deleted_a_record_is_drift_of_the_endpoint_and_rewritten(
@@ -207,7 +207,7 @@ def test_deleted_a_record_is_drift_of_the_endpoint_and_rewritten(
     endpoint = plan.get(PE_PG)
     assert endpoint.action is Action.UPDATE
     assert [(c.path, c.before, c.after) for c in endpoint.changes] == [(ZONE_RECORDS, None, [ip])]
-    assert plan.get(PE_OPENAI).action is Action.NO_CHANGE
+    assert plan.get(PE_OPENAI).action is Action.UNCHANGED
 
     ctl("DELETE", "requests")
     result = Engine(state, clients).apply(plan)
@@ -216,7 +216,7 @@ def test_deleted_a_record_is_drift_of_the_endpoint_and_rewritten(
     assert _writes(ctl) == [("PUT", f"{pe_id}/privateDnsZoneGroups/default")]
     assert _a_record(clients, PG_ZONE_NAME, "nsc-pg-langfuse-dev") == [ip]
     assert ctl("GET", _state_url(policy_group)) is not None
-    assert _plan(state, clients).get(PE_PG).action is Action.NO_CHANGE
+    assert _plan(state, clients).get(PE_PG).action is Action.UNCHANGED
 
 
 def test_subnet_change_requires_replacement(

@@ -119,7 +119,7 @@ def test_a_rotated_secret_is_seen_from_outside_and_written_from_inside(
 
     ctl("POST", "config", OUTSIDE)
     code, out, err = run(
-        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode", "--verbose"
     )
     assert code == 2, out + err
     assert "~ update    kubernetes_workload/langfuse" in out
@@ -198,7 +198,7 @@ def test_the_unkeyed_tag_migrates_once_without_a_new_version(
     assert LEGACY_TAG not in after[-1]["tags"]
     assert MAC_TAG in after[-1]["tags"]
     again = _engine(emu).plan(targets=[f"key_vault_secret/{API_KEY}"])
-    assert again.get(f"key_vault_secret/{API_KEY}").action is Action.NO_CHANGE
+    assert again.get(f"key_vault_secret/{API_KEY}").action is Action.UNCHANGED
 
 
 def test_outside_the_vnet_the_unkeyed_tag_is_removed_and_the_key_added_later_inside(
@@ -221,7 +221,7 @@ def test_outside_the_vnet_the_unkeyed_tag_is_removed_and_the_key_added_later_ins
     tags = _versions(emu, API_KEY)[-1]["tags"]
     assert LEGACY_TAG not in tags
     assert MAC_TAG not in tags
-    assert _engine(emu).plan(targets=[address]).get(address).action is Action.NO_CHANGE
+    assert _engine(emu).plan(targets=[address]).get(address).action is Action.UNCHANGED
 
     ctl("POST", "config", INSIDE)  # inside: the value is compared, the keyed tag added
     planned = _engine(emu).plan(targets=[address])
@@ -230,7 +230,7 @@ def test_outside_the_vnet_the_unkeyed_tag_is_removed_and_the_key_added_later_ins
     assert [v["version"] for v in _versions(emu, API_KEY)][-1] == version
     assert MAC_TAG in _versions(emu, API_KEY)[-1]["tags"]
     assert len(_versions(emu, MAC_KEY_SECRET)) == 1  # the key was never made twice
-    assert _engine(emu).plan(targets=[address]).get(address).action is Action.NO_CHANGE
+    assert _engine(emu).plan(targets=[address]).get(address).action is Action.UNCHANGED
 
 
 # ------------------------------------------------------------ 9b: a failed pin, generated once
@@ -266,7 +266,7 @@ def test_a_failed_pin_after_a_generated_value_does_not_generate_another(
     assert versions[0]["value"] == sent  # the value did not change
     assert versions[0]["tags"][VERSION_TAG] == versions[0]["version"]  # pinned in the end
     again = _engine(emu).plan(targets=[address])
-    assert again.get(address).action is Action.NO_CHANGE
+    assert again.get(address).action is Action.UNCHANGED
 
 
 # ------------------------------------------------------------------ item 16: redaction
@@ -345,7 +345,7 @@ def test_an_unexpected_error_quoting_a_secret_is_printed_redacted(
     path.write_text(text, encoding="utf-8")
     from nsc_reconcile.plans import Plan
 
-    def broken(*_: Any) -> str:  # a bug that quotes a value it holds
+    def broken(*_: Any, **__: Any) -> str:  # a bug that quotes a value it holds
         raise RuntimeError(f"cannot render {value!r}")
 
     monkeypatch.setattr(Plan, "render", broken)
@@ -402,7 +402,7 @@ def test_webhook_receivers_are_compared_from_outside_without_reading_the_uri(
 
     ctl("POST", "config", OUTSIDE)
     ctl("DELETE", "requests")
-    assert _engine(emu, state).plan(targets=[address]).get(address).action is Action.NO_CHANGE
+    assert _engine(emu, state).plan(targets=[address]).get(address).action is Action.UNCHANGED
     assert _vault_requests(ctl) == []  # nothing read from the vault's data plane
 
     set_uri(uri.replace("Hk3Token", "Zz9Token"))  # rotated: a new version, seen from outside

@@ -142,11 +142,11 @@ def test_whole_state_creates_the_private_workload_then_changes_nothing(
 
     ctl("DELETE", "requests")
     second = _plan(state, emu)
-    assert _workload(second).action is Action.NO_CHANGE, _workload(second).changes
+    assert _workload(second).action is Action.UNCHANGED, _workload(second).changes
     assert _kube_writes(ctl) == []
     result = nsc_reconcile.apply(second, state, _clients(emu))
     assert result.ok
-    assert {r.outcome for r in result.resources} <= {Outcome.UNCHANGED, Outcome.FOUND}
+    assert {r.outcome for r in result.resources} <= {Outcome.UNCHANGED, Outcome.READ}
     assert _kube_writes(ctl) == []
 
     renders = [first.render(fmt) for fmt in ("text", "json", "markdown")]
@@ -190,7 +190,7 @@ def test_drift_made_through_the_kubernetes_api_is_shown_and_repaired(
     )
     assert nsc_reconcile.apply(_plan(forced, emu), forced, _clients(emu)).ok
     assert apps.read_namespaced_deployment("langfuse", NS).spec.replicas == 1
-    assert _workload(_plan(state, emu)).action is Action.NO_CHANGE
+    assert _workload(_plan(state, emu)).action is Action.UNCHANGED
 
 
 def test_secret_values_edited_in_the_cluster_show_as_a_sensitive_change(
@@ -213,7 +213,7 @@ def test_secret_values_edited_in_the_cluster_show_as_a_sensitive_change(
         base64.b64decode(salt).decode()
         == (emu.world.secrets.get(KEY_VAULT_NAME, "langfuse-salt")["value"])
     )
-    assert _workload(_plan(state, emu)).action is Action.NO_CHANGE
+    assert _workload(_plan(state, emu)).action is Action.UNCHANGED
     text = json.dumps(plan.to_json())
     for value in _vault_values(emu):
         assert value not in text

@@ -218,7 +218,7 @@ def test_quantities_compare_canonically(
     }
     ctl("DELETE", "requests")
     plan = nsc_reconcile.plan(state, clients)
-    assert _workload(plan).action is Action.NO_CHANGE, _workload(plan).changes
+    assert _workload(plan).action is Action.UNCHANGED, _workload(plan).changes
     assert _workload_result(nsc_reconcile.apply(plan, state, clients)).outcome is (
         Outcome.UNCHANGED
     )
@@ -264,7 +264,7 @@ def test_a_field_another_manager_owns_is_not_taken_over_and_the_manager_is_named
     )
     assert _apply(forced, clients).ok
     assert apps.read_namespaced_deployment("langfuse", NS).spec.replicas == 1
-    assert _workload(nsc_reconcile.plan(state, clients)).action is Action.NO_CHANGE
+    assert _workload(nsc_reconcile.plan(state, clients)).action is Action.UNCHANGED
 
 
 def test_the_emulator_refuses_an_unforced_apply_over_another_managers_field(
@@ -343,7 +343,7 @@ def test_foreign_exposure_is_a_plan_note_and_a_verify_failure_and_is_left_alone(
 
     plan = nsc_reconcile.plan(state, clients)
     workload = _workload(plan)
-    assert workload.action is Action.NO_CHANGE, workload.changes
+    assert workload.action is Action.UNCHANGED, workload.changes
     notes = " | ".join(workload.notes)
     assert f"Service {NS}/langfuse-public (LoadBalancer)" in notes
     assert "adopt_services" in notes

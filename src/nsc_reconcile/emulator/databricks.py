@@ -1,7 +1,7 @@
 """A minimal Azure Databricks workspace REST API (HTTPS) for one-time runs of a Python file, as
 ``databricks-sdk`` calls it: workspace files (``/api/2.0/workspace/mkdirs|import|get-status|
-delete``), ``/api/2.1/jobs/runs/submit``, ``runs/get``, ``runs/get-output``, ``runs/cancel``,
-and the SDK's ``/.well-known/databricks-config`` probe.
+delete``), Jobs API 2.1 and 2.2 ``runs/submit``, ``runs/get``, ``runs/get-output``,
+``runs/cancel``, and the SDK's ``/.well-known/databricks-config`` probe.
 
 Authentication: ``Authorization: Bearer <token>`` must equal the current value of the Key Vault
 secret ``databricks-agent-token`` of a vault of the world (401 without a token, 403 with
@@ -131,6 +131,8 @@ class DatabricksPlane:
 
     def _route(self, request: Request) -> Response:
         method, path = request.method, request.path.rstrip("/")
+        if path.startswith("/api/2.2/jobs/"):  # Jobs API 2.2 = 2.1 for what is served here
+            path = "/api/2.1/jobs/" + path[len("/api/2.2/jobs/") :]
         body = self._body(request) if method == "POST" else {}
         routes: dict[tuple[str, str], Callable[[Request, Obj], Obj]] = {
             ("POST", "/api/2.0/workspace/mkdirs"): self._mkdirs,

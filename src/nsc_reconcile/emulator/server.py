@@ -406,6 +406,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # listen() backlog (socketserver's default is 5): a client opening dozens of connections
+    # at once, as a plan's parallel reads do, would see SYNs dropped and retried after 1 s.
+    request_queue_size = 128
 
     def __init__(
         self,

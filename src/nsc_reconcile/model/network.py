@@ -245,7 +245,12 @@ class NsgRule(Resource):
         description="Ports or ranges, e.g. `443`, `5432`, `8000-8100`; `*` (every port) in "
         "Deny rules only.",
     )
-    description: str | None = Field(default=None, max_length=140, description="Rule text.")
+    description: str | None = Field(
+        default=None,
+        max_length=116,
+        description="Rule text (at most 116 characters: Azure allows 140, and the rule's "
+        "description ends with nsc-reconcile's mark ` [nsc-reconcile:<env>]`).",
+    )
 
     @field_validator("source")
     @classmethod

@@ -27,8 +27,8 @@ class DatabricksSmoke(Model):
         default=None,
         pattern=r"^[A-Za-z0-9_.-]{1,128}$",
         description="Key Vault-backed secret scope over the desired state's vault: the run's "
-        "credentials are `{{secrets/<scope>/<secret>}}` references, never values. Without "
-        "it the postgres and openai checks SKIP (dns still runs).",
+        "credentials are `{{secrets/<scope>/<secret>}}` references, never values. Default: "
+        "`docs.databricks_secret_scope`, else the vault's name.",
     )
     spark_version: str = Field(
         default="15.4.x-scala2.12", description="Runtime of the run's single-node job cluster."

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from nsc_reconcile.model.base import FieldPath, Model, Resource, name_of
 from nsc_reconcile.model.docs import Docs
@@ -33,7 +34,23 @@ from nsc_reconcile.model.secrets import Secrets
 from nsc_reconcile.model.smoke import Smoke
 from nsc_reconcile.model.workload import Langfuse
 
-Environment = Literal["dev", "staging", "prod"]
+# An environment's name: its overlay file (envs/<name>.yaml), its nsc-environment tag, its apply
+# lease record and `${env}` in names; any overlay present may be used (`--env NAME`).
+ENVIRONMENT_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+
+
+def _not_shared(value: str) -> str:
+    if value == "shared":  # the nsc-environment tag of resources every environment declares
+        raise PydanticCustomError(
+            "environment", "'shared' marks resources that several environments declare; "
+            "choose another environment name", {}
+        )  # fmt: skip
+    return value
+
+
+Environment = Annotated[
+    str, StringConstraints(pattern=ENVIRONMENT_PATTERN), AfterValidator(_not_shared)
+]
 
 # Top-level collections of managed resources, in the order the plan's phases create them.
 MANAGED_COLLECTIONS = (
@@ -55,7 +72,9 @@ class DesiredState(Model):
 
     version: Literal[1] = Field(description="File format version; 1.")
     environment: Environment = Field(
-        description="`dev`, `staging` or `prod`; `${env}` in any string is replaced by it."
+        description="The environment's name (`dev`, `staging`, `prod`, or any other of "
+        "lowercase letters, digits and `-`, at most 20 characters; not `shared`); `${env}` in "
+        "any string is replaced by it."
     )
     subscription_id: str | None = Field(
         default=None,

@@ -49,3 +49,8 @@ def reconciler_for(resource: Resource) -> Reconciler[Any]:
 def supported_kinds() -> list[str]:
     """Managed kinds that have a reconciler."""
     return sorted(_RECONCILERS)
+
+
+def managed_reconcilers() -> dict[str, Reconciler[Any]]:
+    """Every managed kind's reconciler, by kind (orphans are looked for per kind)."""
+    return dict(_RECONCILERS)

@@ -56,6 +56,39 @@ class Live:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Owned:
+    """A live resource found by listing (orphans: pruning.py): its address in the desired
+    state's terms, its id, whether it carries our managed-by mark itself, the environment its
+    marks name, and for a child that carries no marks (a PostgreSQL database) its parent's
+    address, whose marks stand for it."""
+
+    address: str
+    id: str
+    marked: bool
+    environment: str | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How an ARM kind's live instances are listed and deleted, for orphans: the SDK
+    operation group ``clients.<client>.<operations>``, its list method (called with the
+    resource group, and for a child kind the parent's name) and its delete method (called
+    with the resource group and the names in the ARM id). A child kind names the ``parent``
+    kind it is listed under (each declared one); ``inherit_mark``: children carry no marks
+    and are ours when their parent is; ``parent_in_address``: the address is
+    ``kind/<parent>/<name>`` (else ``kind/<name>``)."""
+
+    client: str
+    operations: str
+    list_method: str = "list_by_resource_group"
+    delete_method: str = "begin_delete"
+    parent: str | None = None
+    inherit_mark: bool = False
+    parent_in_address: bool = True
+
+
 class Context:
     """What a reconciler may use: the state, the clients, and other resources' outputs."""
 
@@ -147,6 +180,32 @@ class Reconciler(Generic[R]):
     replace_when_failed: ClassVar[bool] = False
     # Carries Azure tags, hence our ownership marks (managed-by, nsc-environment).
     tagged: ClassVar[bool] = False
+    # The `Clients` members this kind reads and writes through (azure.SDK_MODULES keys): the
+    # engine builds them before its worker threads start, so no SDK import runs in a worker.
+    sdk_clients: ClassVar[tuple[str, ...]] = ()
+    # Deleting one deletes data (PostgreSQL, Key Vault secrets, tables, OpenAI accounts):
+    # `apply --prune` deletes such an orphan only with --allow-data-loss.
+    holds_data: ClassVar[bool] = False
+    # How an ARM kind's orphans are found and deleted (ArmReconciler; None: not by listing).
+    listing: ClassVar[Listing | None] = None
+    # Names never taken for orphans: Azure's own (PostgreSQL system databases) or records
+    # nsc-reconcile keeps (the vault's MAC key, the apply lease zone).
+    never_orphans: ClassVar[frozenset[str]] = frozenset()
+    # list_owned derives what it finds from this kind's reads (ctx.live) instead of list
+    # calls of its own: the engine asks it once the reads are done.
+    lists_with_read: ClassVar[bool] = False
+
+    def list_owned(self, ctx: Context, scope: tuple[str, str] | None) -> list[Owned]:
+        """The live instances of this kind in ``scope`` (None: the state's resource group;
+        else (resource group, parent name) of a child kind) that carry our managed-by mark,
+        or, for a kind whose children carry none, every child. Never writes; the engine
+        decides which are orphans. Default: none (the kind is not looked for)."""
+        return []
+
+    def delete_orphan(self, ctx: Context, resource_id: str) -> None:
+        """Delete the orphan ``resource_id`` (found by ``list_owned``) and wait; absent
+        already is fine. Only `apply --prune` calls it."""
+        raise NotImplementedError(f"{self.kind}: deleting orphans is not supported")
 
     def resource_id(self, ctx: Context, resource: R) -> str:
         """The ARM id (or another stable identifier) of the resource."""
@@ -339,6 +398,13 @@ IF_MATCH_TYPES = frozenset(
 )
 
 
+def arm_names(resource_id: str) -> list[str]:
+    """The resource names in an ARM id, parent first: ``[nsg, rule]`` of a security rule."""
+    _, _, tail = resource_id.rpartition("/providers/")
+    parts = tail.strip("/").split("/")
+    return parts[2::2] if len(parts) > 2 else []
+
+
 def arm_type(resource_id: str) -> str:
     """``Microsoft.Network/privateDnsZones/virtualNetworkLinks`` (lower-cased) of an ARM id."""
     _, _, tail = resource_id.lower().rpartition("/providers/")
@@ -377,6 +443,62 @@ class ArmReconciler(Reconciler[R]):
     def get(self, ctx: Context, resource: R) -> Any:
         """The SDK GET; raises ResourceNotFoundError when absent."""
         raise NotImplementedError
+
+    def mark(self, wire: dict[str, Any]) -> tuple[bool, str | None]:
+        """Whether a listed resource (REST JSON) carries our managed-by mark, and the
+        environment its marks name. Default: its tags."""
+        tags = wire.get("tags")
+        return is_managed(tags), environment_of(tags)
+
+    def _operations(self, ctx: Context) -> tuple[Listing, Any]:
+        assert self.listing is not None
+        return self.listing, getattr(
+            getattr(ctx.clients, self.listing.client), self.listing.operations
+        )
+
+    def list_owned(self, ctx: Context, scope: tuple[str, str] | None) -> list[Owned]:
+        """One list call (``listing``) in ``scope``; a missing parent lists nothing."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if self.listing is None:
+            return []
+        listing, operations = self._operations(ctx)
+        group, parent = scope if scope is not None else (ctx.resource_group, None)
+        args = (group,) if parent is None else (group, parent)
+        try:
+            items = [to_wire(item) for item in getattr(operations, listing.list_method)(*args)]
+        except ResourceNotFoundError:
+            return []
+        found = []
+        for wire in items:
+            rid = str(wire.get("id") or "")
+            names = arm_names(rid)
+            if not names or names[-1] in self.never_orphans:
+                continue
+            marked, environment = self.mark(wire)
+            if not marked and not listing.inherit_mark:
+                continue
+            key = "/".join(names[-2:]) if listing.parent_in_address else names[-1]
+            parent_address = f"{listing.parent}/{names[-2]}" if listing.parent else None
+            found.append(Owned(f"{self.kind}/{key}", rid, marked, environment, parent_address))
+        return found
+
+    def delete_orphan(self, ctx: Context, resource_id: str) -> None:
+        """The ``listing``'s delete with the resource group and names of ``resource_id``."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if self.listing is None:
+            super().delete_orphan(ctx, resource_id)
+            return
+        listing, operations = self._operations(ctx)
+        try:
+            answer = getattr(operations, listing.delete_method)(
+                resource_id.split("/")[4], *arm_names(resource_id)
+            )
+            if hasattr(answer, "result"):  # a poller: wait for the deletion
+                answer.result()
+        except ResourceNotFoundError:
+            return
 
     def put(self, ctx: Context, resource: R, body: dict[str, Any], etag: str | None) -> None:
         """The SDK create-or-update with ``body``; waits for completion."""

@@ -26,6 +26,7 @@ from nsc_reconcile.model.monitoring import (
 from nsc_reconcile.resources.base import (
     ArmReconciler,
     Context,
+    Listing,
     Live,
     Reconciler,
     deep_merge,
@@ -123,6 +124,8 @@ class LogAnalyticsTableReconciler(ArmReconciler[LogAnalyticsTable]):
     DELETES the table and its data, and is never done without ``--allow-replace``."""
 
     kind = "log_analytics_table"
+    sdk_clients = ("loganalytics",)
+    holds_data = True  # its rows (tables carry no marks: never found as orphans)
     tagged = False  # tables carry no tags
     immutable = PathPattern(r"properties\.schema\.columns\[[^\]]+\]\.type")
     replace_policy = ReplacePolicy.DATA_LOSS
@@ -245,6 +248,8 @@ class DataCollectionRuleReconciler(ArmReconciler[DataCollectionRule]):
     survives updates (it is the `log-analytics-dcr-id` secret)."""
 
     kind = "data_collection_rule"
+    sdk_clients = ("monitor",)
+    listing = Listing("monitor", "data_collection_rules", delete_method="delete")
 
     PUBLIC_ENDPOINT_NOTE = (
         "PUBLIC PATH LEFT OPEN: this Direct data collection rule's logs ingestion endpoint "
@@ -391,6 +396,8 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
     the value is read (data plane) and put in the request body at write time."""
 
     kind = "action_group"
+    sdk_clients = ("monitor", "secret_client")
+    listing = Listing("monitor", "action_groups", delete_method="delete")
     sensitive: ClassVar[frozenset[str]] = frozenset({WEBHOOK_URIS})
 
     def resource_id(self, ctx: Context, resource: ActionGroup) -> str:
@@ -560,6 +567,8 @@ class LogAlertReconciler(ArmReconciler[LogAlert]):
     Written with ``skipQueryValidation`` (the table may have been created a moment before)."""
 
     kind = "log_alert"
+    sdk_clients = ("monitor",)
+    listing = Listing("monitor", "scheduled_query_rules", delete_method="delete")
     set_like: ClassVar[frozenset[str]] = frozenset({"properties.scopes"})
 
     def resource_id(self, ctx: Context, resource: LogAlert) -> str:

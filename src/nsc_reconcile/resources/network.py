@@ -8,6 +8,7 @@ NSG rules are child resources of an existing NSG: the NSG itself is never writte
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown
@@ -15,6 +16,7 @@ from nsc_reconcile.model.network import NsgRule, PrivateEndpoint, RuleEnds
 from nsc_reconcile.resources.base import (
     ArmReconciler,
     Context,
+    Listing,
     Live,
     Reconciler,
     deep_merge,
@@ -84,6 +86,8 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
     by writing the zone group again (Azure then rewrites the record)."""
 
     kind = "private_endpoint"
+    sdk_clients = ("network", "privatedns")
+    listing = Listing("network", "private_endpoints", list_method="list")
     # It holds no data: delete and create again (its NIC, zone group, A records follow).
     replace_policy = ReplacePolicy.AUTOMATED
     # Azure refuses to move an endpoint or change its connection or NIC name.
@@ -500,13 +504,40 @@ def _forms(paths: tuple[str, str], values: list[Any] | Unknown, count: int) -> d
     return {plural: values}
 
 
+# Security rules carry no tags: the rule's description ends with our mark instead (Azure allows
+# 140 characters; the model leaves room for it), so a rule removed from the desired state is
+# still recognised as ours and listed as an orphan.
+_RULE_MARK = re.compile(r"\[nsc-reconcile:([a-z]+)\]$")
+
+
+def rule_description(text: str | None, environment: str) -> str:
+    """A rule's description with our mark: ``<text> [nsc-reconcile:<environment>]``."""
+    mark = f"[nsc-reconcile:{environment}]"
+    return f"{text} {mark}" if text else mark
+
+
+def rule_mark(description: Any) -> str | None:
+    """The environment named by a rule description's mark; None without one."""
+    found = _RULE_MARK.search(str(description or "").strip())
+    return found.group(1) if found else None
+
+
 class NsgRuleReconciler(ArmReconciler[NsgRule]):
     """One security rule of an existing NSG, written through the rule's own child API so the
-    NSG's other rules (and the NSG itself) are never touched."""
+    NSG's other rules (and the NSG itself) are never touched. Its description carries our
+    mark (``rule_description``)."""
 
     kind = "nsg_rule"
+    sdk_clients = ("network",)
     tagged = False  # security rules carry no tags
     set_like = frozenset(paths[1] for paths in _FORMS.values())
+    listing = Listing(
+        "network", "security_rules", list_method="list", parent="network_security_group"
+    )
+
+    def mark(self, wire: dict[str, Any]) -> tuple[bool, str | None]:
+        environment = rule_mark((wire.get("properties") or {}).get("description"))
+        return environment is not None, environment
 
     def _nsg(self, ctx: Context, resource: NsgRule) -> tuple[str, str]:
         """(resource group, ARM id) of the rule's NSG."""
@@ -568,8 +599,9 @@ class NsgRuleReconciler(ArmReconciler[NsgRule]):
         ports = resource.destination_ports
         fields.update(_forms(_FORMS["destination_ports"], list(ports), len(ports)))
         fields.update(_forms(_FORMS["source_ports"], ["*"], 1))
-        if resource.description is not None:
-            fields["properties.description"] = resource.description
+        fields["properties.description"] = rule_description(
+            resource.description, ctx.state.environment
+        )
         return fields
 
     def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from nsc_reconcile.model.openai import ModelDeployment, OpenAIAccount
 from nsc_reconcile.resources.base import (
     ArmReconciler,
     Context,
+    Listing,
     Live,
     Reconciler,
     deep_merge,
@@ -52,6 +53,9 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
     upgraded to `AIServices` is no drift and keeps its kind on later writes."""
 
     kind = "openai_account"
+    sdk_clients = ("cognitive",)
+    holds_data = True  # its keys, deployments and what it learned (soft-deleted: purge)
+    listing = Listing("cognitive", "accounts")
     immutable = frozenset({"kind", "location", "properties.customSubDomainName"})
     replace_steps = (
         "replacing {name} would lose its keys, deployments and private endpoint connection: "
@@ -190,6 +194,8 @@ class ModelDeploymentReconciler(ArmReconciler[ModelDeployment]):
     a newer model version Azure moved it to is no change and is kept on later writes."""
 
     kind = "openai_deployment"
+    sdk_clients = ("cognitive",)
+    listing = Listing("cognitive", "deployments", list_method="list", parent="openai_account")
 
     def changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
         if live is not None and upgraded_by_azure(

@@ -14,6 +14,7 @@ from nsc_reconcile.model.postgres import Database, PostgresqlServer
 from nsc_reconcile.resources.base import (
     ArmReconciler,
     Context,
+    Listing,
     Live,
     Reconciler,
     sdk_model,
@@ -48,6 +49,9 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
     password; later changes are a PATCH of only the fields that differ (no password)."""
 
     kind = "postgresql_server"
+    sdk_clients = ("postgres", "secret_client")
+    holds_data = True
+    listing = Listing("postgres", "servers")
     immutable = frozenset({"location", "properties.administratorLogin"})
     # The issue's rule: any other state (Disabled, Dropping, a failed create...) needs a write.
     ready_states: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -197,7 +201,16 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
     """A database on a server we create. Charset and collation are fixed at creation."""
 
     kind = "postgresql_database"
+    sdk_clients = ("postgres",)
     tagged = False
+    holds_data = True
+    # Databases carry no tags: every database on a server that carries our marks is ours,
+    # except the ones Azure makes with every server.
+    listing = Listing(
+        "postgres", "databases", list_method="list_by_server", parent="postgresql_server",
+        inherit_mark=True,
+    )  # fmt: skip
+    never_orphans = frozenset({"postgres", "azure_maintenance", "azure_sys"})
     replace_steps = (
         "replacing database {name} would delete its data: create a new database and migrate by hand"
     )

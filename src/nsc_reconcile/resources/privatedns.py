@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from nsc_reconcile.lease import LEASE_ZONE
 from nsc_reconcile.model.network import PrivateDnsZone, PrivateDnsZoneLink
-from nsc_reconcile.resources.base import ArmReconciler, Context, sdk_model, tag_fields
+from nsc_reconcile.resources.base import ArmReconciler, Context, Listing, sdk_model, tag_fields
 
 
 class PrivateDnsZoneReconciler(ArmReconciler[PrivateDnsZone]):
     kind = "private_dns_zone"
+    sdk_clients = ("privatedns",)
+    listing = Listing("privatedns", "private_zones")
+    never_orphans = frozenset({LEASE_ZONE})  # the apply lease (lease.py)
 
     def resource_id(self, ctx: Context, resource: PrivateDnsZone) -> str:
         return f"{ctx.rg_id()}/providers/Microsoft.Network/privateDnsZones/{resource.name}"
@@ -36,6 +40,10 @@ class PrivateDnsZoneReconciler(ArmReconciler[PrivateDnsZone]):
 
 class PrivateDnsZoneLinkReconciler(ArmReconciler[PrivateDnsZoneLink]):
     kind = "private_dns_zone_link"
+    sdk_clients = ("privatedns",)
+    listing = Listing(
+        "privatedns", "virtual_network_links", list_method="list", parent="private_dns_zone"
+    )
     # resolutionPolicy is newer than the 2024-06-01 schema: absent means Default, and Default
     # is not sent, so requests stay valid against that api-version's specification.
     defaults: ClassVar[dict[str, Any]] = {"properties.resolutionPolicy": "Default"}

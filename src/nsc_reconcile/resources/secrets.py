@@ -30,7 +30,15 @@ from typing import Any
 
 from nsc_reconcile.changes import Unknown
 from nsc_reconcile.model.secrets import Generate, KeyVaultSecret, parse_output_ref
-from nsc_reconcile.resources.base import ArmReconciler, Context, Live, Reconciler, to_wire
+from nsc_reconcile.resources.base import (
+    ArmReconciler,
+    Context,
+    Listing,
+    Live,
+    Reconciler,
+    arm_names,
+    to_wire,
+)
 from nsc_reconcile.resources.vault_mac import MAC_KEY_SECRET, MacKey, MacKeys, value_mac
 from nsc_reconcile.resources.vault_writer import (
     VERSION_TAG,
@@ -79,6 +87,15 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
     """One secret of ``state.secrets.vault``; see the module docstring for the comparison."""
 
     kind = "key_vault_secret"
+    sdk_clients = ("keyvault_mgmt", "secret_client")
+    holds_data = True
+    # ARM lists a vault's secrets with their tags (no value, works outside a private vault's
+    # VNet); ARM has no delete for them: delete_orphan uses the data plane.
+    listing = Listing(
+        "keyvault_mgmt", "secrets", list_method="list", parent="key_vault",
+        parent_in_address=False,
+    )  # fmt: skip
+    never_orphans = frozenset({MAC_KEY_SECRET})
     sensitive = frozenset({f"tags.{MAC_TAG}"})
 
     def __init__(self) -> None:
@@ -119,6 +136,8 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         )
 
     def read(self, ctx: Context, resource: KeyVaultSecret) -> Live | None:
+        if _keyed(resource):  # its plan needs the vault's MAC key: read it alongside
+            self._keys.prefetch(ctx, self._writer(ctx, MAC_KEY_SECRET))
         live = super().read(ctx, resource)
         if live is not None and _external(resource):
             live.managed = None  # never written, so never needs to be ours
@@ -380,6 +399,20 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
 
         return remember
 
+    def delete_orphan(self, ctx: Context, resource_id: str) -> None:
+        """Delete (Key Vault soft-deletes it: recoverable for the vault's retention days)
+        through the data plane, which ARM does not offer; a private vault's needs its VNet."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        vault, name = arm_names(resource_id)[-2:]
+        uri = ctx.output(f"key_vault/{vault}", "uri")
+        if not isinstance(uri, str) or not uri:
+            raise SecretSourceError(f"key_vault/{vault} reports no vault URI")
+        try:
+            ctx.clients.secret_client(uri).begin_delete_secret(name).result()
+        except ResourceNotFoundError:
+            return
+
     # ------------------------------------------------------------------ rotation
     def current_value(self, ctx: Context, resource: KeyVaultSecret) -> str:
         """The current value, read through the vault's data plane (registered for redaction,
@@ -441,6 +474,12 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
 def _plain(resource: KeyVaultSecret, value: str) -> bool:
     """A value kept readable in ``nsc-value`` (a setting, short enough for a tag)."""
     return not resource.sensitive and len(value) <= _TAG_MAX
+
+
+def _keyed(resource: KeyVaultSecret) -> bool:
+    """A sensitive value from an output or the environment: compared through its keyed tag."""
+    source = resource.source
+    return resource.sensitive and source is not None and bool(source.output or source.env)
 
 
 def _legacy_hash(name: str, value: str) -> str:

@@ -10,6 +10,7 @@ import hmac
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from nsc_reconcile.model.secrets import Generate
@@ -47,11 +48,16 @@ class MacKey:
 
 
 class MacKeys:
-    """The MAC key of each vault, per run (``Context``); reads and creates are serialized."""
+    """The MAC key of each vault, per run (``Context``): read once (``prefetch`` starts that
+    read in the background; ``get`` waits for it), creates serialized."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._keys: weakref.WeakKeyDictionary[Context, dict[str, MacKey]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # The read of each vault's key, started by ``prefetch`` and not yet kept.
+        self._reading: weakref.WeakKeyDictionary[Context, dict[str, Future[MacKey]]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -64,9 +70,66 @@ class MacKeys:
             ctx.register_secret(found.key)
         return found
 
+    def prefetch(self, ctx: Context, writer: SecretWriter) -> None:
+        """Start reading the key in a background thread, unless it is known or being read:
+        a plan needs it once the values to compare are known (the OpenAI key: one listKeys
+        later), and it costs two round trips (Key Vault's auth challenge, then the GET) that
+        then overlap with those of the secrets' reads. A key found absent is read again (a
+        fresh read of a secret, e.g. apply's before its write, may follow another apply that
+        created it). Never writes."""
+        vault = writer.vault.lower()
+        with self._lock:
+            reading = self._reading.setdefault(ctx, {})
+            earlier = reading.get(vault)
+            if earlier is not None and not earlier.done():
+                return
+            if earlier is not None:  # finished, nobody took it: keep a key it found
+                del reading[vault]
+                if earlier.exception() is None and earlier.result().key is not None:
+                    self._keep(ctx, vault, earlier.result())
+            cached = self._cached(ctx, vault)
+            if cached is not None and not cached.absent:
+                return
+            future: Future[MacKey] = Future()
+            reading[vault] = future
+
+        def read() -> None:
+            try:
+                future.set_result(_read(writer))
+            except BaseException as error:  # raised to whoever waits for the key
+                future.set_exception(error)
+
+        threading.Thread(target=read, name=f"nsc-mac-key-{vault}", daemon=True).start()
+
+    def _known(self, ctx: Context, writer: SecretWriter) -> MacKey | None:
+        """The key as a running prefetch reads it (waited for, then kept unless a key is kept
+        meanwhile), else as kept; None when neither. A failed prefetch raises its error once;
+        the next call reads again."""
+        vault = writer.vault.lower()
+        with self._lock:
+            cached = self._cached(ctx, vault)
+            future = self._reading.get(ctx, {}).get(vault)
+        if future is None:
+            return cached
+        try:
+            found = future.result()
+        finally:
+            with self._lock:
+                reading = self._reading.get(ctx, {})
+                if reading.get(vault) is future:
+                    del reading[vault]
+        with self._lock:
+            current = self._cached(ctx, vault)
+            if current is not None and current.key is not None:
+                return current
+            return self._keep(ctx, vault, found)
+
     def get(self, ctx: Context, writer: SecretWriter) -> MacKey:
         """The key, read once per run through the data plane. Never writes. Raises what the
         vault answers besides "absent" and "not reachable from here"."""
+        known = self._known(ctx, writer)
+        if known is not None:
+            return known
         with self._lock:
             cached = self._cached(ctx, writer.vault)
             if cached is not None:
@@ -77,8 +140,11 @@ class MacKeys:
         """The key, created (generated once) when the vault has none. When the data plane is
         not reachable, ARM says whether it exists; an existing key then stays unavailable."""
         writer = make_writer(MAC_KEY_SECRET)
+        known = self._known(ctx, writer)
         with self._lock:
-            found = self._cached(ctx, writer.vault) or _read(writer)
+            found = self._cached(ctx, writer.vault) or known
+            if found is None or found.absent:  # read again right before creating: another
+                found = _read(writer)  # apply may have created it since (set overwrites)
             if found.unavailable and not _exists_in_arm(writer):
                 found = MacKey(absent=True)
             if found.absent:

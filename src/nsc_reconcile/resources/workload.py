@@ -13,12 +13,13 @@ import re
 import threading
 import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown, diff_fields
 from nsc_reconcile.model.workload import Langfuse
-from nsc_reconcile.resources.base import Context, Live, Reconciler
+from nsc_reconcile.resources.base import Context, Live, Owned, Reconciler
 from nsc_reconcile.resources.kubeapi import (
     FieldConflictError,
     WorkloadError,
@@ -31,6 +32,7 @@ from nsc_reconcile.resources.langfuse_manifests import (
     DIGEST_ANNOTATION,
     FIELD_MANAGER,
     MANAGED_BY,
+    PART_OF,
     VERSIONS_ANNOTATION,
     Inputs,
     Obj,
@@ -120,6 +122,9 @@ class LangfuseReconciler(Reconciler[Langfuse]):
     """The whole LangFuse workload as one resource; fields are prefixed per object."""
 
     kind = "kubernetes_workload"
+    sdk_clients = ("containerservice", "kubernetes_api_client", "secret_client")
+    # Orphans come from what read() lists in the namespace (no call of their own).
+    lists_with_read = True
     # Objects are deleted and applied again; volumes (PVCs) are kept.
     replace_policy = ReplacePolicy.AUTOMATED
 
@@ -156,22 +161,27 @@ class LangfuseReconciler(Reconciler[Langfuse]):
     # ------------------------------------------------------------------ read
     def read(self, ctx: Context, resource: Langfuse) -> Live | None:
         """GET the namespace, the Secret and the service account, LIST services, deployments,
-        statefulsets and ingresses of the namespace. Never writes."""
+        statefulsets and ingresses of the namespace: all at once (one round trip, not seven;
+        what is read in a missing namespace is ignored). Never writes."""
         api = self._api(ctx, resource)
         objects: dict[str, Obj] = {}
         ns = resource.namespace
-        namespace = call(api, "GET", path_of("Namespace", ns, ""))
+        named = (("ServiceAccount", resource.name), ("Secret", secret_name(resource)))
+        listed = ("Service", "Deployment", "StatefulSet", "Ingress")
+        paths = [
+            path_of("Namespace", ns, ""),
+            *(path_of(kind, name, ns) for kind, name in named),
+            *(path_of(kind, "", ns) for kind in listed),
+        ]
+        with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+            namespace, *answers = pool.map(lambda path: call(api, "GET", path), paths)
         if namespace is not None:
             objects[object_key("Namespace", ns)] = namespace
-            for kind, name in (
-                ("ServiceAccount", resource.name),
-                ("Secret", secret_name(resource)),
-            ):
-                found = call(api, "GET", path_of(kind, name, ns))
+            for (kind, name), found in zip(named, answers, strict=False):
                 if found is not None:
                     objects[object_key(kind, name)] = found
-            for kind in ("Service", "Deployment", "StatefulSet", "Ingress"):
-                listing = call(api, "GET", path_of(kind, "", ns)) or {}  # 404: not served
+            for kind, answer in zip(listed, answers[len(named) :], strict=True):
+                listing = answer or {}  # 404: not served
                 for item in listing.get("items") or []:
                     item.setdefault("kind", kind)
                     objects[object_key(kind, item["metadata"]["name"])] = item
@@ -481,6 +491,34 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         if found is None:
             raise WorkloadError(f"{kind} {resource.namespace}/{name} does not exist")
 
+    # ------------------------------------------------------------------ orphans
+    def list_owned(self, ctx: Context, scope: tuple[str, str] | None) -> list[Owned]:
+        """Services, Deployments, StatefulSets and Ingresses of a declared workload's
+        namespace that carry its labels but that it no longer declares, as read (its read
+        lists them). A workload removed from the desired state as a whole is not looked for:
+        its cluster and namespace are no longer known."""
+        found = []
+        for _, resource in ctx.state.resources():
+            if not isinstance(resource, Langfuse):
+                continue
+            live = ctx.live(resource.address)
+            for key in live.facts.get("owned_undeclared", []) if live is not None else []:
+                rid = f"{self.resource_id(ctx, resource)}/{key}"
+                address = f"{resource.address}/{key}"
+                found.append(Owned(address, rid, True, ctx.state.environment))
+        return found
+
+    def delete_orphan(self, ctx: Context, resource_id: str) -> None:
+        """DELETE the object (``<workload id>/<Kind>/<name>``); absent already is fine."""
+        kind, name = resource_id.rsplit("/", 2)[-2:]
+        workload = resource_id.rsplit("/", 3)[-3]
+        for _, resource in ctx.state.resources():
+            if isinstance(resource, Langfuse) and resource.name == workload:
+                path = path_of(kind, name, resource.namespace)
+                call(self._api(ctx, resource), "DELETE", path, what=f"delete {kind} {name}")
+                return
+        raise WorkloadError(f"kubernetes_workload/{workload} is not declared: cannot delete {kind}")
+
     # ------------------------------------------------------------------ outputs
     def output(self, ctx: Context, resource: Langfuse, live: Live, name: str) -> Any:
         if name == "service_dns":
@@ -601,11 +639,22 @@ def _with_exposure(resource: Langfuse, objects: dict[str, Obj], live: Live) -> L
         "exposed_services": exposed_adopted,
         "foreign_exposure": notes,
         "field_owners": _field_owners(objects, declared),
+        # Objects of the namespace labelled as this workload's that it no longer declares
+        # (orphans: list_owned).
+        "owned_undeclared": sorted(
+            key for key, obj in objects.items() if key not in declared and _ours(resource, obj)
+        ),
     }
     return Live(
         id=live.id, fields=fields, raw=live.raw, etag=live.etag, managed=live.managed,
         facts=facts,
     )  # fmt: skip
+
+
+def _ours(resource: Langfuse, obj: Obj) -> bool:
+    """Whether an object carries the labels this workload puts on what it applies."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(MANAGED_BY) == FIELD_MANAGER and labels.get(PART_OF) == resource.name
 
 
 # --------------------------------------------------------------------------- field owners

@@ -44,7 +44,7 @@ def check_plan_clean(run: Run) -> Check:
     pending = plan.changes
     evidence = [
         f"{len(pending)} pending change(s)",
-        f"{len(plan.resources)} resources compared: {counts['no-change']} unchanged, "
+        f"{len(plan.resources)} resources compared: {counts['unchanged']} unchanged, "
         f"{counts['read']} existing read, {counts['blocked']} blocked",
     ]
     if plan.unsupported:

@@ -57,6 +57,10 @@ class SmokePlan:
     credentials: dict[str, str] = field(default_factory=dict)  # variable -> Key Vault secret
     expected: list[Expected] = field(default_factory=list)
     decided: list[Check] = field(default_factory=list)
+    # variable -> (OpenAI account address, key output): read through ARM when the vault's
+    # data plane is not reachable from here (a private vault, this runner outside the VNet)
+    arm_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # script check -> a note for it
 
     @property
     def checks(self) -> list[str]:
@@ -175,15 +179,14 @@ def _plan_openai(run: Run, plan: SmokePlan) -> None:
     check_id = f"smoke-openai/{account.name}/{deployment}/{_suffix(plan)}"
     title = f"{account.name}/{deployment}: one chat completion from {plan.origin}"
     endpoint = ((run.wire(account.address) or {}).get("properties") or {}).get("endpoint")
-    key_secret = next(
+    outputs = {f"{account.address}.{key}": key for key in ("primary_key", "secondary_key")}
+    key_secret, key_output = next(
         (
-            item.name
+            (item.name, outputs[str(item.source.output)])
             for item in (run.state.secrets.items if run.state.secrets else [])
-            if item.source is not None
-            and item.source.output
-            in (f"{account.address}.primary_key", f"{account.address}.secondary_key")
+            if item.source is not None and item.source.output in outputs
         ),
-        None,
+        (None, ""),
     )
     if not endpoint:
         plan.decided.append(make_check(check_id, title, [], ["the account has no endpoint"]))
@@ -200,6 +203,7 @@ def _plan_openai(run: Run, plan: SmokePlan) -> None:
         }
     )
     plan.credentials[OPENAI_KEY] = key_secret
+    plan.arm_keys[OPENAI_KEY] = (account.address, key_output)
     plan.expected.append(Expected("openai", str(endpoint), check_id, title))
 
 
@@ -264,6 +268,7 @@ def checks_from_output(plan: SmokePlan, output: str, where: str) -> list[Check]:
             continue
         status = str(found.get("status"))
         evidence = [where, str(found.get("evidence") or ""), f"{found.get('ms', '?')} ms"]
+        evidence.append(plan.notes.get(expected.check, ""))
         detail = str(found.get("detail") or "")
         if status == "PASS":
             check = make_check(expected.check_id, expected.title, evidence, [])

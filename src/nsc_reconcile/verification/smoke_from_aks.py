@@ -118,9 +118,35 @@ def _credential_refs(
     for variable, vault_secret in plan.credentials.items():
         if vault_secret in held:
             refs[variable] = held[vault_secret]
-        else:
+            continue
+        try:
             temporary[variable] = run.secret_value(vault_secret)
+        except Exception as error:
+            if variable not in plan.arm_keys:
+                raise
+            temporary[variable] = _arm_key(run, plan, variable, vault_secret, error)
     return refs, temporary
+
+
+def _arm_key(run: Run, plan: SmokePlan, variable: str, vault_secret: str, error: Exception) -> str:
+    """The OpenAI key through ARM (``listKeys``: the control plane, reachable from outside the
+    VNet) when Key Vault's data plane is not; the check says so."""
+    from nsc_reconcile.retry import describe_error
+
+    address, output = plan.arm_keys[variable]
+    live = run.live(address)
+    if live is None:
+        raise error
+    keys = run.clients.cognitive.accounts.list_keys(rg_of(live.id), live.id.rsplit("/", 1)[-1])
+    value = keys.key1 if output == "primary_key" else keys.key2
+    if not value:
+        raise error
+    run.engine.redactor.add(value)
+    plan.notes["openai"] = (
+        f"note: Key Vault secret {vault_secret} is not readable from here "
+        f"({describe_error(error)}); the key of {address} was read through ARM (listKeys)"
+    )
+    return str(value)
 
 
 def run_in_cluster(run: Run, plan: SmokePlan) -> list[Check]:
@@ -147,11 +173,17 @@ def run_in_cluster(run: Run, plan: SmokePlan) -> list[Check]:
     if not server:
         return plan.settle(
             Status.FAIL,
-            f"container_registry/{smoke.image.registry} does not "
-            "exist (or has no loginServer) for the smoke image",
+            f"smoke.image.registry: container_registry/{smoke.image.registry} is not declared "
+            "in existing.container_registries, or does not exist (no loginServer)",
         )
     image = f"{server}/{smoke.image.repository}:{smoke.image.tag}"
-    api = run.clients.kubernetes_api_client(rg_of(cluster.id), cluster_name)
+    try:
+        api = run.clients.kubernetes_api_client(rg_of(cluster.id), cluster_name)
+    except Exception as error:
+        from nsc_reconcile.retry import describe_error
+
+        reason = f"no Kubernetes API client for {cluster_name}: {describe_error(error)}"
+        return plan.settle(Status.FAIL, reason)
     job = _SmokeJob(api, namespace, image, smoke.timeout_seconds)
     where = f"Job {namespace}/{job.name} on {cluster_name} (image {image})"
     try:

@@ -19,6 +19,8 @@ from nsc_reconcile.verification.results import Check, Status
 from nsc_reconcile.verification.smoke_from import SmokePlan, checks_from_output, script_text
 
 WAIT_GRACE_SECONDS = 60
+RETRY_SECONDS = 60  # the SDK's own retries of one call (429, 503, connection errors)
+HTTP_TIMEOUT_SECONDS = 30
 DONE = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 
 
@@ -42,16 +44,34 @@ def _workspace_host(run: Run, declared: str) -> str:
 
 
 def _client(run: Run, host: str, token: str) -> Any:
+    """A workspace client with a personal access token; bounded retries (the SDK's default
+    retries for 5 minutes); on the emulator it trusts only the emulator's CA, no proxy."""
     from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
 
+    settings: dict[str, Any] = {
+        "host": host,
+        "token": token,
+        "auth_type": "pat",
+        "retry_timeout_seconds": RETRY_SECONDS,
+        "http_timeout_seconds": HTTP_TIMEOUT_SECONDS,
+    }
     ca = run.clients.target.ca_cert
-    if run.clients.target.arm_url is None or not ca:
-        return WorkspaceClient(host=host, token=token, auth_type="pat")
+    if run.clients.target.arm_url is not None and ca:
+        settings["http_adapter"] = _emulator_adapter(ca)
+    return WorkspaceClient(config=Config(**settings))
+
+
+def _adapter_class() -> type[Any]:
     from requests.adapters import HTTPAdapter
     from requests.models import PreparedRequest, Response
 
-    class _Adapter(HTTPAdapter):
-        """The emulator's CA instead of certifi's, and never an environment proxy."""
+    class EmulatorAdapter(HTTPAdapter):
+        """Trusts the emulator's CA only (not REQUESTS_CA_BUNDLE, not certifi); no proxy."""
+
+        def __init__(self, ca: str) -> None:
+            super().__init__()
+            self.ca = ca
 
         def send(
             self,
@@ -62,10 +82,26 @@ def _client(run: Run, host: str, token: str) -> Any:
             cert: str | tuple[str, str] | None = None,
             proxies: dict[str, str] | None = None,
         ) -> Response:
-            trust: bool | str = (ca or True) if verify is True else verify
-            return super().send(request, stream, timeout, trust, cert, {})
+            return super().send(request, stream, timeout, self.ca, cert, {})
 
-    return WorkspaceClient(host=host, token=token, auth_type="pat", http_adapter=_Adapter())
+    return EmulatorAdapter
+
+
+def _emulator_adapter(ca: str) -> Any:
+    return _adapter_class()(ca)
+
+
+def _secret_scope(run: Run) -> str | None:
+    """The Key Vault-backed scope: declared, else the documents' (``docs``), else the vault's
+    name (the convention the generated documents tell users to create)."""
+    smoke = run.state.smoke
+    if smoke is not None and smoke.databricks is not None and smoke.databricks.secret_scope:
+        return smoke.databricks.secret_scope
+    docs = getattr(run.state, "docs", None)
+    declared = getattr(docs, "databricks_secret_scope", None)
+    if declared:
+        return str(declared)
+    return run.state.secrets.vault if run.state.secrets is not None else None
 
 
 def run_on_databricks(run: Run, plan: SmokePlan) -> list[Check]:
@@ -80,12 +116,10 @@ def run_on_databricks(run: Run, plan: SmokePlan) -> list[Check]:
         )
     workspace = smoke.databricks
     checks: list[Check] = []
-    if plan.credentials and workspace.secret_scope is None:
+    scope = _secret_scope(run)
+    if plan.credentials and scope is None:
         needing = {c.check_id for c in plan.expected if c.check in ("postgres", "openai")}
-        reason = (
-            "smoke.databricks.secret_scope is not declared (the Key Vault-backed scope "
-            "the run reads its credentials from)"
-        )
+        reason = "no Key Vault declared (secrets.vault) for the run's secret scope"
         skipped = [e for e in plan.expected if e.check_id in needing]
         checks += SmokePlan(plan.origin, expected=skipped).settle(Status.SKIP, reason)
         plan.expected = [e for e in plan.expected if e.check_id not in needing]
@@ -101,7 +135,7 @@ def run_on_databricks(run: Run, plan: SmokePlan) -> list[Check]:
         host = _workspace_host(run, workspace.workspace_url)
         client = _client(run, host, run.secret_value(workspace.token_secret))
         submitted = _Submitted(client, workspace.workspace_dir)
-        output, run_text = submitted.run(plan, workspace, workspace.timeout_seconds)
+        output, run_text = submitted.run(plan, workspace, scope or "")
         where += f", {run_text}"
     except RunFailed as failed:
         return [*checks, *plan.settle(Status.FAIL, f"{where}: {failed}")]
@@ -125,7 +159,7 @@ class _Submitted:
         self.path = f"{self.folder}/nsc-smoke-{self.label}.py"
         self.uploaded = False
 
-    def run(self, plan: SmokePlan, workspace: Any, timeout: int) -> tuple[str, str]:
+    def run(self, plan: SmokePlan, workspace: Any, scope: str) -> tuple[str, str]:
         from databricks.sdk.service import compute, jobs
         from databricks.sdk.service.workspace import ImportFormat
 
@@ -138,7 +172,7 @@ class _Submitted:
         env = dict(plan.env)
         env.update(
             {
-                variable: f"{{{{secrets/{workspace.secret_scope}/{vault_secret}}}}}"
+                variable: f"{{{{secrets/{scope}/{vault_secret}}}}}"
                 for variable, vault_secret in plan.credentials.items()
             }
         )
@@ -153,6 +187,7 @@ class _Submitted:
             custom_tags={"ResourceClass": "SingleNode"},
             spark_env_vars=env,
         )
+        timeout = workspace.timeout_seconds
         waiter = self.client.jobs.submit(
             run_name=f"nsc-reconcile smoke {self.label}",
             timeout_seconds=timeout,

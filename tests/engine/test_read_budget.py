@@ -1,0 +1,99 @@
+"""What a no-op plan costs, counted structurally (no timings): one read per resource, no
+Key Vault value read but the MAC key's (once), a request budget, and no SDK import inside a
+worker thread (where the import lock would serialize reads). bench/speed.py measures times."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import nsc_reconcile
+from nsc_reconcile import load_desired_state
+from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.emulator.app import Emulator
+from nsc_reconcile.engine import Engine
+from nsc_reconcile.model.state import DesiredState
+from nsc_reconcile.resources.vault_mac import MAC_KEY_SECRET
+from tests.paths import DESIRED_STATE
+
+# Requests of a no-op plan of desired_state.yaml (measured: 71): one GET per resource (44,
+# the LangFuse workload 7: namespace, 2 objects, 4 lists), the zone groups and A records of the
+# 2 private endpoints (4), listKeys and listClusterUserCredential (2), the MAC key (2: Key
+# Vault's auth challenge, then the GET) and the orphan search's list calls (13). A few spare.
+REQUEST_BUDGET = 75
+
+# Imports the spy records: first imports of a module in any thread but the main one.
+_SPY = r"""
+import json, sys, threading
+main = threading.main_thread()
+late = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if threading.current_thread() is not main and name.split(".")[0] in SDKS:
+            late.append(name)
+        return None
+SDKS = {"azure", "kubernetes", "ruamel", "nsc_reconcile"}
+sys.meta_path.insert(0, Spy())
+from nsc_reconcile import load_desired_state
+from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.engine import Engine
+plan = Engine(load_desired_state(sys.argv[1]), Clients(AzureTarget.for_emulator(sys.argv[2]))).plan()
+print(json.dumps({"late": sorted(set(late)), "changes": plan.has_changes}))
+"""
+
+
+@pytest.fixture
+def applied(clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
+    """desired_state.yaml applied from the baseline; request log cleared after."""
+    ctl("POST", "config", {"lro_seconds": {"*": 0}})
+    state = load_desired_state(DESIRED_STATE)
+    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
+    assert result.ok, result.render()
+    ctl("DELETE", "requests")
+    return state
+
+
+def _key(request: dict[str, Any]) -> str:
+    query = "&".join(f"{k}={v}" for k, v in sorted((request.get("query") or {}).items()))
+    return f"{request['plane']} {request['method']} {request['path']}?{query}"
+
+
+def test_a_no_op_plan_reads_each_resource_once_within_its_request_budget(
+    applied: DesiredState, emu: Emulator, ctl: Callable[..., Any]
+) -> None:
+    plan = Engine(applied, Clients(AzureTarget.for_emulator(emu.info["arm"]))).plan()
+    assert not plan.has_changes, plan.render()
+    log: list[dict[str, Any]] = ctl("GET", "requests")
+    assert not [r for r in log if r["method"] not in ("GET", "POST")], "a plan wrote"
+
+    # Key Vault's challenge (401, no token) comes before the first call to a vault: not a read.
+    answered = [r for r in log if r["status"] != 401]
+    repeated = {k: n for k, n in Counter(_key(r) for r in answered).items() if n > 1}
+    assert not repeated, f"read more than once: {repeated}"
+
+    values = [r["path"] for r in answered if r["plane"] == "keyvault" and r["method"] == "GET"]
+    assert values == [f"/secrets/{MAC_KEY_SECRET}/"], "a plan reads no secret value but the key"
+    assert len(log) <= REQUEST_BUDGET, f"{len(log)} requests: " + "\n".join(map(_key, log))
+
+
+@pytest.mark.usefixtures("applied")
+def test_sdk_modules_are_imported_before_the_reads_start(emu: Emulator) -> None:
+    # A fresh interpreter, as the CLI: any SDK module first imported in a worker thread holds
+    # the import lock while other workers wait on it, between their round trips.
+    done = subprocess.run(
+        [sys.executable, "-c", _SPY, str(DESIRED_STATE), str(emu.info["arm"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["changes"] is False
+    assert found["late"] == [], "imported in a worker thread: " + ", ".join(found["late"])
