@@ -113,11 +113,13 @@ class Context:
         if value is not None and self._register_secret is not None:
             self._register_secret(value)
 
-    def remember_secret(self, address: str, value: str) -> None:
+    def remember_secret(self, address: str, value: str, *, sensitive: bool = True) -> None:
         """Keep a secret value written in this run (e.g. a generated password) for other
         resources of the same run: a vault whose data plane is private cannot be read back
-        from outside its VNet. Kept in memory only; registered for redaction."""
-        self.register_secret(value)
+        from outside its VNet. Kept in memory only; registered for redaction unless declared
+        not sensitive (a setting such as a URL or a deployment name stays readable)."""
+        if sensitive:
+            self.register_secret(value)
         with self._written_lock:
             self._written[address] = value
 

@@ -392,7 +392,7 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         """What to remember the moment a value is set (before its tags are pinned)."""
 
         def remember(version: str) -> None:
-            ctx.remember_secret(resource.address, value)
+            ctx.remember_secret(resource.address, value, sensitive=resource.sensitive)
             with self._lock:
                 made = self._made.setdefault(ctx, {})
                 made[resource.address] = (version, dict(tags), resource.content_type)

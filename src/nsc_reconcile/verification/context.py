@@ -76,7 +76,9 @@ class Run:
             if secret.value is None:
                 raise LookupError(f"Key Vault secret {name} has no value")
             values[name] = secret.value
-            self.engine.redactor.add(secret.value)
+            declared = next((i for i in self.state.secrets.items if i.name == name), None)
+            if declared is None or declared.sensitive:  # a setting (a URL, a name) stays shown
+                self.engine.redactor.add(secret.value)
         return values[name]
 
     @property
