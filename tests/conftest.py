@@ -4,7 +4,11 @@
 emulator after POST reset, cleared faults and log), ``ctl`` (its control interface),
 ``clients`` (SDK clients wired to it), ``kube`` (a kubernetes client to its cluster, as
 someone else would use it) and ``vault_client`` (the seed vault's data plane, as someone else
-would use it); ``state_with_webhook`` builds a desired state with a webhook receiver.
+would use it); ``desired_state`` (the repository's desired_state.yaml, LROs made instant) and
+``applied`` (the same, applied from the baseline, request log cleared after; ``apply_state``
+does it for another state); ``verify_on`` runs ``verify`` with fresh clients to the emulator;
+``run_cli`` runs the CLI in-process; ``state_with_webhook`` builds a desired state with a
+webhook receiver.
 With ``NSC_TRAFFIC_DIR`` set, all traffic served in the session is exported there as oav
 exchanges at teardown. ``spec_pack``: the REST spec pack for oav (skips the test when there is
 none).
@@ -24,12 +28,15 @@ from azure.keyvault.secrets import SecretClient
 from kubernetes import client as k8s
 from ruamel.yaml import YAML
 
+import nsc_reconcile
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.traffic import export_exchanges
 from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
 from nsc_reconcile.model.state import DesiredState
+from nsc_reconcile.verification import VerifyReport
 from tests.oav import SpecPack, require_spec_pack
 from tests.paths import DESIRED_STATE
 
@@ -114,6 +121,42 @@ def make_clients(emu: Emulator) -> Callable[..., Clients]:
 def seed_text() -> str:
     """The repository's desired_state.yaml, as text to mutate."""
     return DESIRED_STATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def desired_state(ctl: Callable[..., Any]) -> DesiredState:
+    """The repository's desired_state.yaml, loaded; the emulator's LROs complete at once."""
+    ctl("POST", "config", {"lro_seconds": {"*": 0}})
+    return load_desired_state(DESIRED_STATE)
+
+
+def apply_state(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
+    """Plan and apply ``state`` through the library (asserting it succeeds, with the rendered
+    result), then clear the emulator's request log; returns ``state``."""
+    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
+    assert result.ok, result.render()
+    ctl("DELETE", "requests")
+    return state
+
+
+@pytest.fixture
+def applied(desired_state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
+    """The whole desired state applied from the baseline; request log cleared after."""
+    return apply_state(desired_state, clients, ctl)
+
+
+def verify_on(state: DesiredState, emu: Emulator, **kwargs: Any) -> VerifyReport:
+    """``nsc_reconcile.verify(state, ...)`` with fresh clients to ``emu``, as a separate run."""
+    return nsc_reconcile.verify(state, Clients(AzureTarget.for_emulator(emu.info["arm"])), **kwargs)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process with ``args``; returns its exit code, stdout and stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 @pytest.fixture

@@ -16,10 +16,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-import nsc_reconcile
-from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import Clients
-from nsc_reconcile.cli import main
 from nsc_reconcile.documents import render_documents
 from nsc_reconcile.documents.files import wanted_sections
 from nsc_reconcile.documents.markers import DocumentError, find_blocks, update_text
@@ -29,6 +26,7 @@ from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.docs import DocumentPaths
 from nsc_reconcile.model.state import DesiredState
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE
 
 RG_ID = "/subscriptions/00000000-0000-0000-0000-00000000a1b2/resourceGroups/2dt-final-team4"
@@ -36,21 +34,6 @@ PE_ID = f"{RG_ID}/providers/Microsoft.Network/privateEndpoints/"
 ZONE_ID = f"{RG_ID}/providers/Microsoft.Network/privateDnsZones/"
 LIST_ACTION = ("/listkeys", "/listclusterusercredential")  # read-only POSTs
 SECTIONS = ("4.3", "6.6", "7.2", "7.3", "credentials")
-
-
-@pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
 
 
 def write_state(folder: Path, language: str | None = None) -> Path:
@@ -63,14 +46,6 @@ def write_state(folder: Path, language: str | None = None) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         yaml.dump(data, handle)
     return path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def writes(ctl: Callable[..., Any]) -> list[str]:
@@ -306,7 +281,7 @@ def test_korean_headings_carry_the_same_facts(
     assert sorted(numbers.findall(printed["ko"])) == sorted(numbers.findall(printed["en"]))
 
 
-@pytest.mark.usefixtures("state")
+@pytest.mark.usefixtures("desired_state")
 def test_before_apply_the_documents_say_what_is_missing(
     emu: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,20 +17,13 @@ from typing import Any
 
 import pytest
 
-from nsc_reconcile.cli import cli, main
+from nsc_reconcile.cli import cli
 from nsc_reconcile.emulator.app import Emulator
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE, ROOT
 
 README = ROOT / "README.md"
 CLI = ".venv/bin/python -m nsc_reconcile "
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def blocks(path: Path, after: str = "") -> list[tuple[str, str]]:
@@ -116,7 +109,7 @@ def test_readme_plan_excerpt_and_walkthrough_match_the_emulator(
     for line in commands[1:]:
         command, _, comment = line.partition("#")
         args = command.removeprefix(CLI).replace("PORT", port).split()
-        code, out, err = run(capsys, *args)
+        code, out, err = run_cli(capsys, *args)
         documented = re.match(r"\s*exit (\d+)", comment)
         assert code == (int(documented[1]) if documented else 0), f"{line}\n{err}"
         if args[0] == "plan" and code == 2:  # the first plan: the README's excerpt
@@ -185,14 +178,14 @@ def test_plan_and_verify_format_documents_match_real_output(
     emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arm = f"--emulator={emu.info['arm']}"
-    code, out, err = run(capsys, "plan", str(DESIRED_STATE), arm, "--format", "json")
+    code, out, err = run_cli(capsys, "plan", str(DESIRED_STATE), arm, "--format", "json")
     assert code == 0, err
     plan = json.loads(out)
     documented_plan = json.loads(block(ROOT / "docs" / "plan-format.md", "## Plan", "json"))
     assert same_keys(shape(documented_plan), shape(plan)) == []
     assert documented_plan["format"] == plan["format"]
 
-    code, out, err = run(capsys, "verify", str(DESIRED_STATE), arm, "--format", "json")
+    code, out, err = run_cli(capsys, "verify", str(DESIRED_STATE), arm, "--format", "json")
     assert code == 3, err  # nothing applied yet: checks fail
     report = json.loads(out)
     verify_doc = ROOT / "docs" / "verify-format.md"
@@ -205,7 +198,7 @@ def test_plan_and_verify_format_documents_match_real_output(
     text = verify_doc.read_text(encoding="utf-8")
     assert [f for f in families if f"`{f}" not in text] == []
 
-    code, out, err = run(capsys, "verify", str(DESIRED_STATE), arm, "--format", "junit")
+    code, out, err = run_cli(capsys, "verify", str(DESIRED_STATE), arm, "--format", "junit")
     real = ET.fromstring(out.split("\n", 1)[1])
     example = ET.fromstring(block(verify_doc, "## JUnit", "xml").split("\n", 1)[1])
     assert _elements(example) <= _elements(real) | {("skipped", ("message",))}

@@ -22,7 +22,6 @@ from ruamel.yaml import YAML
 import nsc_reconcile
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import Clients
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import DATABRICKS_TOKEN_VALUE
 from nsc_reconcile.engine import Engine
@@ -31,6 +30,7 @@ from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.resources.workload import RESTARTED_AT
 from nsc_reconcile.rotate import RotationError, StepResult, plan_rotations, run_rotations
 from nsc_reconcile.verification import Status
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE
 from tests.realpg import pg_connect, requires_postgres
 
@@ -46,34 +46,11 @@ DEPLOYMENTS = ("langfuse", "langfuse-worker")
 LIST_ACTION = ("/listkeys", "/listclusterusercredential")  # read-only POSTs
 
 
-@pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
-
-
 def _write_state(tmp_path: Path, data: dict[str, Any]) -> DesiredState:
     path = tmp_path / "desired_state.yaml"
     with path.open("w", encoding="utf-8") as handle:
         YAML(typ="safe").dump(data, handle)
     return load_desired_state(path)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def _writes(ctl: Callable[..., Any]) -> list[str]:
@@ -331,7 +308,7 @@ def test_an_external_key_is_refused_with_what_a_person_must_do(
     assert _writes(ctl) == []
 
 
-@pytest.mark.usefixtures("state")
+@pytest.mark.usefixtures("desired_state")
 def test_unknown_and_plain_keys_are_refused_before_anything_is_read(
     emu: Emulator, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-from nsc_reconcile.cli import cli, main
+from nsc_reconcile.cli import cli
 from nsc_reconcile.cli_conventions import (
     EXIT_CODES,
     normalize_emulator,
     resolve_subscription,
 )
 from nsc_reconcile.emulator.app import Emulator
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE, ROOT
 
 SUB_FILE = "00000000-0000-0000-0000-0000000000f1"
@@ -37,14 +38,6 @@ SETTINGS = {"azure-openai-deployment", "azure-openai-endpoint", "log-analytics-d
             "agent-execute-mode"}  # fmt: skip
 # Variables that would give azure-identity a credential or a token cache to find.
 CREDENTIAL_ENV = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_")
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def free_port() -> int:
@@ -69,14 +62,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 # --------------------------------------------------------------------------- basics
 def test_version_names_the_tool_and_its_runtime(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--version")
+    code, out, _ = run_cli(capsys, "--version")
     assert code == 0
     assert out.startswith(f"nsc-reconcile {metadata.version('nsc-reconcile')} (Python ")
     assert f"azure-identity {metadata.version('azure-identity')}" in out
 
 
 def test_bare_command_prints_help_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys)
+    code, out, err = run_cli(capsys)
     assert code == 0
     assert out.startswith("Usage: nsc-reconcile [OPTIONS] COMMAND [ARGS]...")
     assert "Commands:" in out
@@ -88,7 +81,7 @@ def test_bare_command_prints_help_and_exits_0(capsys: pytest.CaptureFixture[str]
 def test_every_command_help_lists_its_exit_codes(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, command, "--help")
+    code, out, _ = run_cli(capsys, command, "--help")
     assert code == 0
     section = out.split("Exit codes:\n", 1)[1]
     for exit_code, _meaning in EXIT_CODES.get(command, [("0", ""), ("1", "")]):
@@ -100,10 +93,10 @@ def test_debug_and_verbose_are_accepted_after_the_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for flags in (["--debug"], ["--verbose"], ["--debug", "--verbose"]):
-        code, out, err = run(capsys, "validate", str(DESIRED_STATE), *flags)
+        code, out, err = run_cli(capsys, "validate", str(DESIRED_STATE), *flags)
         assert code == 0, err
         assert "valid: environment dev" in out
-    code, _, _ = run(capsys, "--verbose", "validate", str(DESIRED_STATE))
+    code, _, _ = run_cli(capsys, "--verbose", "validate", str(DESIRED_STATE))
     assert code == 0
 
 
@@ -128,7 +121,7 @@ def test_verbose_logs_http_with_authorization_redacted_and_no_vault_value(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "apply", str(DESIRED_STATE), f"--emulator={emu.info['arm']}", "--yes", "--verbose"
     )
     assert code == 0, err
@@ -145,7 +138,7 @@ def test_verbose_logs_http_with_authorization_redacted_and_no_vault_value(
     assert [v for v in values if v in logged] == []
     # without --verbose, no HTTP log
     caplog.clear()
-    code, _, _ = run(capsys, "plan", str(DESIRED_STATE), f"--emulator={emu.info['arm']}")
+    code, _, _ = run_cli(capsys, "plan", str(DESIRED_STATE), f"--emulator={emu.info['arm']}")
     assert code == 0
     assert not [r for r in caplog.records if r.name.endswith("http_logging_policy")]
 
@@ -186,13 +179,17 @@ def test_subscription_flag_is_checked_against_the_emulator(
 ) -> None:
     arm = f"--emulator={emu.info['arm']}"
     target = ["--target", "private_dns_zone/privatelink.openai.azure.com"]
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE), arm, *target, "--subscription", SUB_FLAG)
+    code, _, err = run_cli(
+        capsys, "plan", str(DESIRED_STATE), arm, *target, "--subscription", SUB_FLAG
+    )
     assert code == 1
     assert f"the emulator serves subscription {EMULATOR_SUB} only" in err
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE), arm, *target, "--subscription", "nope")
+    code, _, err = run_cli(
+        capsys, "plan", str(DESIRED_STATE), arm, *target, "--subscription", "nope"
+    )
     assert code == 1
     assert "'nope' is not a subscription id" in err
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), arm, *target, "--subscription", EMULATOR_SUB
     )
     assert code == 0, err
@@ -216,7 +213,7 @@ def test_subscription_sources_are_named_and_none_is_an_error(
     monkeypatch.setenv("PATH", str(tmp_path))  # no az, azd or pwsh to ask
     monkeypatch.setenv("HOME", str(tmp_path))  # no token cache
     monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "dev")  # developer tools only: no IMDS
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE))
+    code, _, err = run_cli(capsys, "plan", str(DESIRED_STATE))
     assert code == 1
     assert "no subscription: pass --subscription, set subscription_id in the file, or set " \
         "AZURE_SUBSCRIPTION_ID" in err  # fmt: skip
@@ -224,14 +221,14 @@ def test_subscription_sources_are_named_and_none_is_an_error(
     text = DESIRED_STATE.read_text(encoding="utf-8")
     pinned.write_text(text.replace("version: 1\n", f"version: 1\nsubscription_id: {SUB_FILE}\n"))
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", SUB_ENV)
-    code, _, err = run(capsys, "plan", str(pinned))
+    code, _, err = run_cli(capsys, "plan", str(pinned))
     assert code == 1
     assert (
         f"AZURE_SUBSCRIPTION_ID ({SUB_ENV}) is ignored: the file names subscription {SUB_FILE}"
         in err
     )
     assert "cannot authenticate to Azure: no credential is configured" in err
-    code, _, err = run(capsys, "plan", str(pinned), "--subscription", SUB_FLAG)
+    code, _, err = run_cli(capsys, "plan", str(pinned), "--subscription", SUB_FLAG)
     assert f"--subscription {SUB_FLAG} overrides subscription_id {SUB_FILE}" in err
 
 
@@ -281,7 +278,7 @@ def test_no_credential_at_all_says_so_and_what_to_do(
         monkeypatch.delenv(key)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
-    code, out, err = run(capsys, "plan", str(DESIRED_STATE), "--subscription", SUB_FLAG)
+    code, out, err = run_cli(capsys, "plan", str(DESIRED_STATE), "--subscription", SUB_FLAG)
     assert code == 1
     assert out == ""
     (line,) = err.strip().splitlines()
@@ -301,13 +298,13 @@ def test_emulator_takes_its_url_with_equals_and_names_a_missing_scheme(
 ) -> None:
     tried = no_network(monkeypatch)
     for spelled in (["--emulator=127.0.0.1:8080"], ["--emulator", "127.0.0.1:8080"]):
-        code, _, err = run(capsys, "plan", str(DESIRED_STATE), *spelled)
+        code, _, err = run_cli(capsys, "plan", str(DESIRED_STATE), *spelled)
         assert code == 1
         assert (
             "--emulator=127.0.0.1:8080: missing http:// (write --emulator=http://127.0.0.1:8080)"
             in err
         )
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator=ftp://127.0.0.1:21")
+    code, _, err = run_cli(capsys, "plan", str(DESIRED_STATE), "--emulator=ftp://127.0.0.1:21")
     assert "must start with http:// or https://" in err
     assert tried == []
     # --emulator followed by FILE: the bundled emulator, FILE stays FILE
@@ -321,7 +318,7 @@ def test_emulator_takes_its_url_with_equals_and_names_a_missing_scheme(
 
 def test_emulator_before_file_starts_the_bundled_one(capsys: pytest.CaptureFixture[str]) -> None:
     target = "private_dns_zone/privatelink.openai.azure.com"
-    code, _, err = run(capsys, "plan", "--emulator", str(DESIRED_STATE), "--target", target)
+    code, _, err = run_cli(capsys, "plan", "--emulator", str(DESIRED_STATE), "--target", target)
     assert code == 0, err
     assert "against bundled emulator at http://127.0.0.1:" in err
 
@@ -333,7 +330,7 @@ def test_unknown_target_suggests_the_closest_before_connecting(
 ) -> None:
     tried = no_network(monkeypatch)
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", SUB_ENV)
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, command, str(DESIRED_STATE), "--target", "openai_acount/nsc-aoai-dev"
     )
     assert code == 1
@@ -341,7 +338,7 @@ def test_unknown_target_suggests_the_closest_before_connecting(
         "--target openai_acount/nsc-aoai-dev: no such resource; did you mean "
         "openai_account/nsc-aoai-dev?" in err
     )
-    code, _, err = run(capsys, command, str(DESIRED_STATE), "--target", "zzz")
+    code, _, err = run_cli(capsys, command, str(DESIRED_STATE), "--target", "zzz")
     assert "--target zzz: no such resource; declared: action_group/nsc-ag-agent-dev, " in err
     assert tried == []  # refused before any sign-in or connection
 
@@ -361,14 +358,14 @@ def test_env_accepts_any_overlay_present(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = _with_overlay(tmp_path, "qa")
-    code, out, err = run(capsys, "validate", str(base), "--env", "qa")
+    code, out, err = run_cli(capsys, "validate", str(base), "--env", "qa")
     assert code == 0, err
     assert "valid: environment qa, resource group 2dt-final-team4-qa" in out
-    code, _, err = run(capsys, "validate", str(base), "--env", "uat")
+    code, _, err = run_cli(capsys, "validate", str(base), "--env", "uat")
     assert code == 1
     assert "no overlay for 'uat'" in err
     assert "(overlays present: qa)" in err
-    code, _, err = run(capsys, "validate", str(base), "--env", "../qa")
+    code, _, err = run_cli(capsys, "validate", str(base), "--env", "../qa")
     assert code == 1
     assert "'../qa' is not an environment name" in err
 
@@ -378,18 +375,18 @@ def test_shell_completion_script_commands_and_overlays(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("_NSC_RECONCILE_COMPLETE", "bash_source")
-    code, out, _ = run(capsys)
+    code, out, _ = run_cli(capsys)
     assert code == 0
     assert "_nsc_reconcile_completion()" in out
     assert "complete -o nosort -F _nsc_reconcile_completion nsc-reconcile" in out
     monkeypatch.setenv("_NSC_RECONCILE_COMPLETE", "bash_complete")
     monkeypatch.setenv("COMP_WORDS", "nsc-reconcile pl")
     monkeypatch.setenv("COMP_CWORD", "1")
-    code, out, _ = run(capsys)
+    code, out, _ = run_cli(capsys)
     assert out.split() == ["plain,plan"]
     base = _with_overlay(tmp_path, "qa")
     (tmp_path / "envs" / "perf.yaml").write_text("environment: perf\n", encoding="utf-8")
     monkeypatch.setenv("COMP_WORDS", f"nsc-reconcile plan {base} --env ")
     monkeypatch.setenv("COMP_CWORD", "4")
-    code, out, _ = run(capsys)
+    code, out, _ = run_cli(capsys)
     assert out.split() == ["plain,perf", "plain,qa"]

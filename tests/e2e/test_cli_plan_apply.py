@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.plans import PLAN_FORMAT
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE
 
 WRITES = {"PUT", "PATCH", "DELETE"}
@@ -41,14 +41,6 @@ SEED_KEYS = [
     "log-analytics-dcr-id",
     "agent-execute-mode",
 ]
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def _openai_keys(arm: str) -> Any:
@@ -78,7 +70,9 @@ def arm(emu: Emulator) -> str:
 
 
 def plan_json(capsys: pytest.CaptureFixture[str], arm: str) -> dict[str, Any]:
-    code, out, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--format", "json")
+    code, out, err = run_cli(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--format", "json"
+    )
     assert code == 0, err
     result: dict[str, Any] = json.loads(out)
     return result
@@ -87,7 +81,7 @@ def plan_json(capsys: pytest.CaptureFixture[str], arm: str) -> dict[str, Any]:
 def test_plan_apply_plan_converges_with_no_writes(
     arm: str, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
     )
     assert code == 2, err + out
@@ -96,12 +90,12 @@ def test_plan_apply_plan_converges_with_no_writes(
         assert address in creates, f"{address} not planned for creation"
     assert not writes(ctl("GET", "requests")), "plan wrote"
 
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
     assert code == 0, out + err
     assert "Apply complete" in out
 
     ctl("DELETE", "requests")
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
     )
     assert code == 0, out
@@ -122,7 +116,7 @@ def test_plan_apply_plan_converges_with_no_writes(
     assert sorted(posts) == ["listClusterUserCredential", "listKeys"]
 
     ctl("DELETE", "requests")
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
     assert code == 0, out + err
     assert writes(ctl("GET", "requests")) == []
 
@@ -136,7 +130,7 @@ def _put_state(ctl: Callable[..., Any], rid: str, change: Callable[[dict[str, An
 def test_drift_is_shown_field_by_field_and_repaired(
     arm: str, emu: Emulator, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")[0] == 0
+    assert run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")[0] == 0
     plan = plan_json(capsys, arm)
     ids = {r["address"]: r["id"] for r in plan["resources"]}
     sub = emu.info["subscription_id"]
@@ -171,9 +165,11 @@ def test_drift_is_shown_field_by_field_and_repaired(
     assert "privatelink.openai.azure.com" in endpoint[0], endpoint
     assert changed == {}
 
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
     assert code == 0, out + err
-    code, out, _ = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode")
+    code, out, _ = run_cli(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
+    )
     assert code == 0, out
 
 
@@ -186,7 +182,7 @@ def test_failure_on_one_branch_lets_the_others_finish_and_rerun_converges(
         [{"method": "PUT", "path": "flexibleServers/nsc-pg-langfuse-dev$", "action": "fail_lro",
           "code": "ServerProvisioningFailed", "count": 10000}],
     )  # fmt: skip
-    code, out, _ = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
+    code, out, _ = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
     assert code == 1
     assert "ServerProvisioningFailed" in out  # the report says what failed, with the ARM code
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
@@ -198,8 +194,10 @@ def test_failure_on_one_branch_lets_the_others_finish_and_rerun_converges(
     assert "created" in lines["log_alert/nsc-alert-execution-failed-dev"]
 
     ctl("DELETE", "faults")
-    assert run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")[0] == 0
-    code, out, _ = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode")
+    assert run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")[0] == 0
+    code, out, _ = run_cli(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
+    )
     assert code == 0, out
 
 
@@ -207,7 +205,9 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(
     arm: str, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     saved = tmp_path / "plan.json"
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--out", str(saved))
+    code, _, err = run_cli(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--out", str(saved)
+    )
     assert code == 0, err
     assert json.loads(saved.read_text())["format"] == PLAN_FORMAT
     vnet_link = next(
@@ -218,13 +218,15 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(
         ctl, vnet_link["id"], lambda b: b["properties"].__setitem__("registrationEnabled", True)
     )
     ctl("DELETE", "requests")
-    code, out, err = run(capsys, "apply", str(saved), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(saved), "--emulator", arm, "--yes")
     assert code == 1
     assert "live state moved" in err
     assert writes(ctl("GET", "requests")) == []
 
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--out", str(saved))
-    code, out, err = run(capsys, "apply", str(saved), "--emulator", arm, "--yes")
+    code, _, err = run_cli(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--out", str(saved)
+    )
+    code, out, err = run_cli(capsys, "apply", str(saved), "--emulator", arm, "--yes")
     assert code == 0, out + err
 
 
@@ -239,11 +241,13 @@ def test_no_secret_value_appears_in_any_output(
     saved = tmp_path / "plan.json"
     outputs: list[str] = []
     for fmt in ("text", "json", "markdown"):
-        outputs += run(capsys, "--debug", "plan", str(DESIRED_STATE), "--emulator", arm,
+        outputs += run_cli(capsys, "--debug", "plan", str(DESIRED_STATE), "--emulator", arm,
                        "--format", fmt)[1:]  # fmt: skip
-    outputs += run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    outputs += run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                    "--format", "json")[1:]  # fmt: skip
-    outputs += run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--out", str(saved))[1:]
+    outputs += run_cli(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--out", str(saved))[
+        1:
+    ]
     outputs.append(saved.read_text())
     outputs += [record.getMessage() for record in caplog.records]
     text = "\n".join(outputs)
@@ -266,7 +270,7 @@ def test_no_secret_value_appears_in_any_output(
 def test_apply_without_yes_on_a_non_terminal_refuses_and_writes_nothing(
     arm: str, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm)
+    code, _, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm)
     assert code == 1
     assert "--yes" in err
     assert writes(ctl("GET", "requests")) == []
@@ -275,7 +279,7 @@ def test_apply_without_yes_on_a_non_terminal_refuses_and_writes_nothing(
 def test_target_limits_the_plan_to_a_resource_and_its_dependencies(
     arm: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--format", "json",
         "--target", "private_dns_zone_link/privatelink.openai.azure.com/link-nsc-vnet-dev",
     )  # fmt: skip
@@ -286,7 +290,7 @@ def test_target_limits_the_plan_to_a_resource_and_its_dependencies(
         "virtual_network/nsc-vnet-dev",
         "private_dns_zone_link/privatelink.openai.azure.com/link-nsc-vnet-dev",
     ]
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target", "nsg_rule/nope"
     )
     assert code == 1

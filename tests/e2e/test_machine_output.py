@@ -15,22 +15,14 @@ from typing import Any
 import pytest
 
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.plans import PLAN_FORMAT
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE
 
 LINK = "private_dns_zone_link/privatelink.openai.azure.com/link-nsc-vnet-dev"
 ZONE = "private_dns_zone/privatelink.openai.azure.com"
 VNET = "virtual_network/nsc-vnet-dev"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 @pytest.fixture
@@ -46,7 +38,7 @@ def events(stderr: str) -> list[dict[str, Any]]:
 def test_apply_json_is_one_document_in_the_plans_words(
     arm: str, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                          "--target", LINK, "--format", "json")  # fmt: skip
     assert code == 0, err
     document = json.loads(out)  # the whole of stdout: one document, nothing else
@@ -66,7 +58,7 @@ def test_apply_json_is_one_document_in_the_plans_words(
     body = ctl("GET", f"state?id={link}")
     body["properties"]["registrationEnabled"] = True
     ctl("PUT", f"state?id={link}", body)
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                          "--target", LINK, "--format", "json")  # fmt: skip
     assert code == 0, err
     document = json.loads(out)
@@ -76,7 +68,7 @@ def test_apply_json_is_one_document_in_the_plans_words(
     assert done == {ZONE: "unchanged", VNET: "read", LINK: "updated"}  # the same words
     assert document["plan"]["summary"]["unchanged"] == document["result"]["summary"]["unchanged"]
 
-    code, out, _ = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    code, out, _ = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                        "--target", LINK, "--format", "json")  # fmt: skip
     assert code == 0
     document = json.loads(out)
@@ -96,7 +88,7 @@ def test_apply_json_still_prints_one_document_when_it_refuses(
         "Microsoft.Network/networkSecurityGroups/nsc-nsg-data-dev"
     )
     ctl("DELETE", f"state?id={nsg}")  # an existing reference is missing: blocked
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                          "--format", "json")  # fmt: skip
     assert code == 1
     document = json.loads(out)
@@ -109,7 +101,7 @@ def test_apply_json_still_prints_one_document_when_it_refuses(
 
     report = tmp_path / "apply.json"  # an apply report is no plan to apply
     report.write_text(out)
-    code, _, err = run(capsys, "apply", str(report), "--emulator", arm)
+    code, _, err = run_cli(capsys, "apply", str(report), "--emulator", arm)
     assert code == 1
     assert "an nsc-reconcile apply document, not a saved plan" in err
 
@@ -117,7 +109,7 @@ def test_apply_json_still_prints_one_document_when_it_refuses(
 def test_json_events_are_json_lines_with_start_and_done_and_no_secret(
     arm: str, emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                          "--json-events")  # fmt: skip
     assert code == 0, err
     assert "Apply complete" in out  # stdout keeps its format (text here)
@@ -144,13 +136,13 @@ def test_json_events_are_json_lines_with_start_and_done_and_no_secret(
     assert len(values) >= 8
     assert not [v for v in values if v in err]  # no secret value in the CI log
 
-    code, out, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target",
+    code, out, err = run_cli(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target",
                          LINK, "--json-events")  # fmt: skip
     assert code == 0
     reads = [(e["event"], e["address"]) for e in events(err) if e["event"] in ("start", "done")]
     assert sorted(reads) == sorted((ev, a) for a in (ZONE, VNET, LINK) for ev in ("start", "done"))
 
-    code, _, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target",
+    code, _, err = run_cli(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target",
                        "nsg_rule/nope", "--json-events")  # fmt: skip
     assert code == 1
     assert events(err)[-1]["event"] == "error"
@@ -169,7 +161,7 @@ def test_validate_json_lists_every_problem_with_its_place(
     lines.insert(public, lines[public].split("public")[0] + "colour: blue")
     broken.write_text("\n".join(lines) + "\n")
 
-    code, out, _ = run(capsys, "validate", str(broken), "--format", "json")
+    code, out, _ = run_cli(capsys, "validate", str(broken), "--format", "json")
     assert code == 1
     document = json.loads(out)
     assert (document["format"], document["kind"], document["ok"]) == (PLAN_FORMAT, "validation",
@@ -183,7 +175,7 @@ def test_validate_json_lists_every_problem_with_its_place(
     assert policy["line"] == public + 2
     assert "must be 'Disabled'" in policy["message"]
 
-    code, out, _ = run(capsys, "validate", str(DESIRED_STATE), "--format", "json")
+    code, out, _ = run_cli(capsys, "validate", str(DESIRED_STATE), "--format", "json")
     assert code == 0
     document = json.loads(out)
     assert document["ok"] is True

@@ -16,12 +16,12 @@ from kubernetes import client as k8s
 from ruamel.yaml import YAML
 
 from nsc_reconcile.azure import Clients
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.orphans import Orphan, deletion_order
 from nsc_reconcile.plans import Plan
 from nsc_reconcile.resources.base import to_wire
 from nsc_reconcile.resources.network import rule_description, rule_mark
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE
 
 RG = "2dt-final-team4"
@@ -44,14 +44,6 @@ ORPHANS = {
 }
 CHEAP = [a for a, note in ORPHANS.items() if note is None]
 DATA = {a for a, note in ORPHANS.items() if note == "--allow-data-loss"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def typed(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
@@ -154,7 +146,7 @@ def removed(
     """The seed plus extras applied, foreign things added; returns the desired state that no
     longer declares the extras, one NSG rule and one alert rule."""
     arm = str(emu.info["arm"])
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "apply", str(write_state(tmp_path, "with.yaml", with_extras)),
         "--emulator", arm, "--yes",
     )  # fmt: skip
@@ -168,7 +160,7 @@ def test_plan_lists_what_is_no_longer_declared_left_in_place(
 ) -> None:
     arm = str(emu.info["arm"])
     ctl("DELETE", "requests")
-    code, out, err = run(capsys, "plan", str(removed), "--emulator", arm, "--detailed-exitcode")
+    code, out, err = run_cli(capsys, "plan", str(removed), "--emulator", arm, "--detailed-exitcode")
     assert code == 0, out + err  # orphans are left in place: not a change
     assert f"Not declared; left in place ({len(ORPHANS)})" in out
     section = out.split("Not declared; left in place", 1)[1].split("\n\n", 1)[0]
@@ -180,7 +172,7 @@ def test_plan_lists_what_is_no_longer_declared_left_in_place(
     assert "apply --prune" in section
     assert deletes(ctl) == [], "plan deleted something"
 
-    code, out, err = run(capsys, "plan", str(removed), "--emulator", arm, "--format", "json")
+    code, out, err = run_cli(capsys, "plan", str(removed), "--emulator", arm, "--format", "json")
     assert code == 0, err
     document = json.loads(out)
     listed = {o["address"]: o["needs_allow_data_loss"] for o in document["orphans"]}
@@ -192,7 +184,9 @@ def test_plan_lists_what_is_no_longer_declared_left_in_place(
     assert rule["id"].endswith(f"/networkSecurityGroups/{NSG}/securityRules/{RULE}")
     assert rule["environment"] == "dev"
 
-    code, out, err = run(capsys, "plan", str(removed), "--emulator", arm, "--format", "markdown")
+    code, out, err = run_cli(
+        capsys, "plan", str(removed), "--emulator", arm, "--format", "markdown"
+    )
     assert f"**Not declared; left in place** ({len(ORPHANS)})" in out
     assert f"`log_alert/{ALERT}`" in out
 
@@ -206,25 +200,25 @@ def test_prune_needs_its_own_confirmation_and_allow_data_loss(
 ) -> None:
     arm = str(emu.info["arm"])
     ctl("DELETE", "requests")
-    code, out, err = run(capsys, "apply", str(removed), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(removed), "--emulator", arm, "--yes")
     assert code == 0, out + err
     assert deletes(ctl) == [], "--yes without --prune deleted"
 
     typed(monkeypatch, "")  # no confirmation input
-    code, out, err = run(capsys, "apply", str(removed), "--emulator", arm, "--prune", "--yes")
+    code, out, err = run_cli(capsys, "apply", str(removed), "--emulator", arm, "--prune", "--yes")
     assert code == 1
     assert "prune not confirmed: nothing was written or deleted" in err
     typed(monkeypatch, "yes\n")  # the apply prompt's word is not the prune's
-    code, out, err = run(capsys, "apply", str(removed), "--emulator", arm, "--prune", "--yes")
+    code, out, err = run_cli(capsys, "apply", str(removed), "--emulator", arm, "--prune", "--yes")
     assert code == 1
     assert deletes(ctl) == []
 
     # A saved plan is the approval of its changes, not of a prune: that is still asked.
     saved = removed.parent / "reviewed"
-    code, out, err = run(capsys, "plan", str(removed), "--emulator", arm, "--out", str(saved))
+    code, out, err = run_cli(capsys, "plan", str(removed), "--emulator", arm, "--out", str(saved))
     assert code == 0, err
     typed(monkeypatch, f"{len(CHEAP)}\n")
-    code, out, err = run(capsys, "apply", str(saved), "--emulator", arm, "--prune")
+    code, out, err = run_cli(capsys, "apply", str(saved), "--emulator", arm, "--prune")
     assert code == 0, out + err
     assert f"Type {len(CHEAP)} or 'prune' to confirm" in err
     gone = deletes(ctl)
@@ -247,13 +241,13 @@ def test_prune_needs_its_own_confirmation_and_allow_data_loss(
     assert result_lines[f"postgresql_database/{SERVER}/scratch"] == "kept"
     assert result_lines[f"private_dns_zone/{VAULTS}"] == "kept"
 
-    code, out, err = run(capsys, "plan", str(removed), "--emulator", arm, "--format", "json")
+    code, out, err = run_cli(capsys, "plan", str(removed), "--emulator", arm, "--format", "json")
     left = {o["address"] for o in json.loads(out)["orphans"]}
     assert left == DATA | {f"private_dns_zone/{VAULTS}"}
 
     ctl("DELETE", "requests")
     typed(monkeypatch, "prune\n")
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "apply", str(removed), "--emulator", arm, "--prune", "--yes", "--allow-data-loss"
     )
     assert code == 0, out + err
@@ -261,7 +255,7 @@ def test_prune_needs_its_own_confirmation_and_allow_data_loss(
     assert any(p.endswith(f"/flexibleServers/{SERVER}/databases/scratch") for p in gone), gone
     assert any(p.endswith("/secrets/scratch-setting") for p in gone), gone  # data plane
     assert not any(VAULTS in p for p in gone), "a shared zone was pruned"
-    code, out, err = run(capsys, "plan", str(removed), "--emulator", arm, "--format", "json")
+    code, out, err = run_cli(capsys, "plan", str(removed), "--emulator", arm, "--format", "json")
     assert [o["address"] for o in json.loads(out)["orphans"]] == [f"private_dns_zone/{VAULTS}"]
 
 
@@ -269,12 +263,14 @@ def test_fresh_world_has_no_orphans_and_target_says_none_were_looked_for(
     emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arm = str(emu.info["arm"])
-    code, out, err = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--format", "json")
+    code, out, err = run_cli(
+        capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--format", "json"
+    )
     assert code == 0, err
     document = json.loads(out)
     assert document["orphans"] == []  # the baseline's existing resources carry no marks
     assert document["orphans_not_searched"] == []
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm,
         "--target", "private_dns_zone/privatelink.openai.azure.com",
     )  # fmt: skip

@@ -12,15 +12,12 @@ import pty
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
-import nsc_reconcile
-from nsc_reconcile import colour, load_desired_state
-from nsc_reconcile.azure import Clients
+from nsc_reconcile import colour
 from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.plan_markdown import GITHUB_COMMENT_LIMIT
@@ -63,15 +60,6 @@ def objects_of(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for change in workload["changes"]:
         grouped.setdefault(change["path"].split(".", 1)[0], []).append(change)
     return grouped
-
-
-@pytest.fixture
-def applied(ctl: Callable[..., Any], clients: Clients) -> None:
-    """The whole desired state applied from the baseline (LROs instant)."""
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
 
 
 # --------------------------------------------------------------------------- summaries

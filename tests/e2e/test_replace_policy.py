@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
+from tests.conftest import run_cli
 from tests.e2e.test_approved_plan import _read_until
 from tests.paths import DESIRED_STATE
 
@@ -27,14 +27,6 @@ ACCOUNT = "openai_account/nsc-aoai-dev"
 TABLE = "log_analytics_table/nsc-law-dev/NscAgentEvents_CL"
 ENDPOINT = "private_endpoint/nsc-pe-openai"
 WRITES = {"PUT", "PATCH", "DELETE"}
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def _variant(tmp_path: Path, old: str, new: str) -> Path:
@@ -58,7 +50,7 @@ def _writes(ctl: Callable[..., Any], part: str) -> list[str]:
 def arm(emu: Emulator, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> str:
     ctl("POST", "config", {"lro_seconds": {"*": 0}})
     arm = str(emu.info["arm"])
-    code, out, err = _run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
     assert code == 0, out + err
     return arm
 
@@ -89,7 +81,7 @@ def test_the_plan_shows_each_replacements_policy(
         "subnet: nsc-vnet-${env}/snet-aks\n    dns_zone_group: {zones: [privatelink.openai",
     )
     path.write_text(text, encoding="utf-8")
-    code, out, _ = _run(capsys, "plan", str(path), "--emulator", arm)
+    code, out, _ = run_cli(capsys, "plan", str(path), "--emulator", arm)
     assert code == 0, out
     assert f"! replace   {ACCOUNT}  (replace policy: manual)" in out
     assert "apply never does it; replacing nsc-aoai-dev would lose its keys" in out
@@ -97,19 +89,19 @@ def test_the_plan_shows_each_replacements_policy(
     assert f"! replace   {TABLE}  (replace policy: data-loss)" in out
     assert f"--confirm-data-loss {TABLE}" in out
 
-    code, out, _ = _run(capsys, "plan", str(path), "--emulator", arm, "--format", "json")
+    code, out, _ = run_cli(capsys, "plan", str(path), "--emulator", arm, "--format", "json")
     policies = {
         r["address"]: r["replace_policy"]
         for r in json.loads(out)["resources"]
         if r["action"] == "replace"
     }
     assert policies == {ACCOUNT: "manual", ENDPOINT: "automated", TABLE: "data-loss"}
-    code, out, _ = _run(capsys, "plan", str(path), "--emulator", arm, "--format", "markdown")
+    code, out, _ = run_cli(capsys, "plan", str(path), "--emulator", arm, "--format", "markdown")
     assert f"| replace (manual) | `{ACCOUNT}` |" in out
 
     # A manual one is never done, even with --allow-replace.
     ctl("DELETE", "requests")
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         capsys, "apply", str(path), "--emulator", arm, "--yes", "--allow-replace",
         "--target", ACCOUNT,
     )  # fmt: skip
@@ -123,7 +115,7 @@ def test_a_data_losing_replacement_needs_its_address_confirmed(
 ) -> None:
     _change_table_column(emu, ctl)
     ctl("DELETE", "requests")
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes", "--allow-replace"
     )
     assert code == 1
@@ -131,7 +123,7 @@ def test_a_data_losing_replacement_needs_its_address_confirmed(
     assert f"--confirm-data-loss {TABLE}" in out
     assert _writes(ctl, "tables/") == []
 
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes", "--allow-replace",
         "--confirm-data-loss", TABLE,
     )  # fmt: skip

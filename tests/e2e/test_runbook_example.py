@@ -20,11 +20,7 @@ from typing import Any
 
 import pytest
 
-import nsc_reconcile
-from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.model.state import DesiredState
 from tests.paths import DESIRED_STATE, ROOT
 
 EXAMPLE = ROOT / "examples" / "drift_check.py"
@@ -81,16 +77,6 @@ class Webhook:
     def __exit__(self, *exc_info: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def applied(ctl: Callable[..., Any], clients: Clients) -> DesiredState:
-    """The repository's desired state applied to the emulator: live state matches it."""
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    return state
 
 
 @pytest.fixture

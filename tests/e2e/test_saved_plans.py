@@ -14,22 +14,14 @@ from typing import Any
 
 import pytest
 
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.plans import PLAN_FORMAT
+from tests.conftest import run_cli
 from tests.paths import DESIRED_STATE
 
 LINK = "private_dns_zone_link/privatelink.openai.azure.com/link-nsc-vnet-dev"
 ZONE = "private_dns_zone/privatelink.openai.azure.com"
 WRITES = {"PUT", "PATCH", "DELETE"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 def writes(ctl: Callable[..., Any]) -> list[str]:
@@ -48,7 +40,7 @@ def arm(emu: Emulator) -> str:
 
 def save_plan(capsys: pytest.CaptureFixture[str], arm: str, path: Path, *extra: str) -> str:
     """`plan --out path` for the link (and what it needs); returns what plan printed."""
-    code, out, err = run(capsys, "plan", *extra, "--emulator", arm, "--target", LINK,
+    code, out, err = run_cli(capsys, "plan", *extra, "--emulator", arm, "--target", LINK,
                          "--out", str(path))  # fmt: skip
     assert code == 0, err
     return out
@@ -77,18 +69,18 @@ def test_a_saved_plan_renamed_to_txt_applies_without_yes_from_another_directory(
     monkeypatch.chdir(tmp_path)  # and it is applied from elsewhere
     ctl("DELETE", "requests")
     # No --yes, and stdin is not a terminal: a desired-state FILE would be refused here.
-    code, out, err = run(capsys, "apply", str(renamed), "--emulator", arm)
+    code, out, err = run_cli(capsys, "apply", str(renamed), "--emulator", arm)
     assert code == 0, out + err
     assert "Apply complete" in out
     assert "--yes" not in err
     written = {w.rsplit("/", 1)[-1] for w in writes(ctl)}
     assert {"privatelink.openai.azure.com", "link-nsc-vnet-dev"} <= written
 
-    code, out, _ = run(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target", LINK,
+    code, out, _ = run_cli(capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--target", LINK,
                        "--detailed-exitcode")  # fmt: skip
     assert code == 0, out  # applied: nothing left to do
 
-    code, _, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm)
+    code, _, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm)
     assert code == 1  # a desired state is no approval: it still needs --yes or a prompt
     assert "--yes" in err
 
@@ -99,14 +91,14 @@ def test_a_dev_plan_is_refused_with_env_staging_naming_both(
     saved = tmp_path / "dev.plan"
     save_plan(capsys, arm, saved, str(DESIRED_STATE))
     ctl("DELETE", "requests")
-    code, out, err = run(capsys, "apply", str(saved), "--env", "staging", "--emulator", arm)
+    code, out, err = run_cli(capsys, "apply", str(saved), "--env", "staging", "--emulator", arm)
     assert code == 1
     assert "plan for environment dev, but --env asks for staging" in err
     assert "nothing was written" in err
     assert writes(ctl) == []
     assert out == ""
 
-    code, out, err = run(capsys, "apply", str(saved), "--env", "dev", "--emulator", arm)
+    code, out, err = run_cli(capsys, "apply", str(saved), "--env", "dev", "--emulator", arm)
     assert code == 0, out + err  # the same environment, named: fine
 
 
@@ -122,13 +114,13 @@ def test_a_saved_plan_is_refused_when_its_desired_state_changed(
     assert state.read_text() != text
 
     ctl("DELETE", "requests")
-    code, _, err = run(capsys, "apply", str(saved), "--emulator", arm)
+    code, _, err = run_cli(capsys, "apply", str(saved), "--emulator", arm)
     assert code == 1
     assert "the desired state changed since this plan was made" in err
     assert writes(ctl) == []
 
     state.unlink()
-    code, _, err = run(capsys, "apply", str(saved), "--emulator", arm)
+    code, _, err = run_cli(capsys, "apply", str(saved), "--emulator", arm)
     assert code == 1
     assert f"was made from {state}, which does not exist here" in err
 
@@ -140,7 +132,7 @@ def test_show_renders_a_saved_plan_in_each_format_like_plan(
     planned_text = save_plan(capsys, arm, saved, str(DESIRED_STATE))
     shown = {}
     for fmt in ("text", "json", "markdown"):
-        code, out, err = run(capsys, "show", str(saved), "--format", fmt)
+        code, out, err = run_cli(capsys, "show", str(saved), "--format", fmt)
         assert code == 0, err
         shown[fmt] = out
     assert shown["text"] == planned_text  # what plan showed when it was made
@@ -150,7 +142,7 @@ def test_show_renders_a_saved_plan_in_each_format_like_plan(
     assert LINK in shown["markdown"]
     assert f"saved plan of {DESIRED_STATE} (dev" in err
 
-    code, _, err = run(capsys, "show", str(DESIRED_STATE))
+    code, _, err = run_cli(capsys, "show", str(DESIRED_STATE))
     assert code == 1
     assert "is not a saved plan" in err
 
@@ -158,7 +150,7 @@ def test_show_renders_a_saved_plan_in_each_format_like_plan(
 def test_a_format_1_plan_is_still_read_in_the_new_words(
     arm: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, _, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
+    code, _, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes",
                        "--target", LINK)  # fmt: skip
     assert code == 0, err
     saved = tmp_path / "old.json"
@@ -171,7 +163,7 @@ def test_a_format_1_plan_is_still_read_in_the_new_words(
             resource["action"] = "no-change"
     saved.write_text(json.dumps(data))
 
-    code, out, err = run(capsys, "show", str(saved), "--format", "json")
+    code, out, err = run_cli(capsys, "show", str(saved), "--format", "json")
     assert code == 0, err
     actions = {r["address"]: r["action"] for r in json.loads(out)["resources"]}
     assert actions[LINK] == actions[ZONE] == "unchanged"
@@ -179,6 +171,6 @@ def test_a_format_1_plan_is_still_read_in_the_new_words(
 
     data["format"] = 99
     saved.write_text(json.dumps(data))
-    code, _, err = run(capsys, "apply", str(saved), "--emulator", arm)
+    code, _, err = run_cli(capsys, "apply", str(saved), "--emulator", arm)
     assert code == 1
     assert "plan format 99 is not one this version reads" in err

@@ -22,7 +22,6 @@ from kubernetes import client as k8s
 from nsc_reconcile import apply, load_desired_state, plan
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.changes import Action
-from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME, RESOURCE_GROUP
 from nsc_reconcile.engine import Engine
@@ -32,7 +31,7 @@ from nsc_reconcile.resources.langfuse_manifests import VERSIONS_ANNOTATION
 from nsc_reconcile.resources.secrets import LEGACY_TAG, MAC_TAG, VERSION_TAG
 from nsc_reconcile.resources.vault_mac import MAC_KEY_SECRET
 from nsc_reconcile.retry import RetryPolicy
-from tests.conftest import state_with_webhook
+from tests.conftest import run_cli, state_with_webhook
 from tests.paths import DESIRED_STATE
 
 Ctl = Callable[..., Any]
@@ -43,14 +42,6 @@ SALT = "langfuse-salt"
 FAST = RetryPolicy(attempts=4, initial_wait_s=0.01, max_wait_s=0.05)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
 @pytest.fixture
 def arm(emu: Emulator, ctl: Ctl) -> str:
     ctl("POST", "config", {"lro_seconds": {"*": 0}})
@@ -58,7 +49,7 @@ def arm(emu: Emulator, ctl: Ctl) -> str:
 
 
 def _apply_all(capsys: pytest.CaptureFixture[str], arm: str) -> tuple[int, str]:
-    code, out, err = run(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
+    code, out, err = run_cli(capsys, "apply", str(DESIRED_STATE), "--emulator", arm, "--yes")
     return code, out + err
 
 
@@ -90,7 +81,7 @@ def test_second_plan_and_verify_from_outside_the_vnet_are_clean(
 
     ctl("POST", "config", OUTSIDE)
     ctl("DELETE", "requests")
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
     )
     assert code == 0, out + err
@@ -99,7 +90,7 @@ def test_second_plan_and_verify_from_outside_the_vnet_are_clean(
     # No secret value was read: the one data-plane call is the refused read of the MAC key.
     assert _vault_requests(ctl) == [f"GET /secrets/{MAC_KEY_SECRET}/ 403"]
 
-    code, out, err = run(capsys, "verify", str(DESIRED_STATE), "--emulator", arm)
+    code, out, err = run_cli(capsys, "verify", str(DESIRED_STATE), "--emulator", arm)
     assert code == 0, out + err
     plan_clean = next(line for line in out.splitlines() if "plan-clean" in line)
     assert "PASS" in plan_clean, out
@@ -118,7 +109,7 @@ def test_a_rotated_secret_is_seen_from_outside_and_written_from_inside(
     rotated = vault_client.set_secret(SALT, "rotated-salt-0123456789abcdefABCDEF", tags=tags)
 
     ctl("POST", "config", OUTSIDE)
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode", "--verbose"
     )
     assert code == 2, out + err
@@ -138,7 +129,7 @@ def test_a_rotated_secret_is_seen_from_outside_and_written_from_inside(
     data: Any = k8s.CoreV1Api(kube).read_namespaced_secret("langfuse-secrets", "langfuse").data
     assert base64.b64decode(data["SALT"]).decode() == "rotated-salt-0123456789abcdefABCDEF"
     ctl("POST", "config", OUTSIDE)
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "plan", str(DESIRED_STATE), "--emulator", arm, "--detailed-exitcode"
     )
     assert code == 0, out + err
@@ -351,7 +342,7 @@ def test_an_unexpected_error_quoting_a_secret_is_printed_redacted(
     monkeypatch.setattr(Plan, "render", broken)
     target = ("--target", "key_vault_secret/teams-webhook-token")
     for debug in ([], ["--debug"]):
-        code, out, err = run(capsys, *debug, "plan", str(path), "--emulator", arm, *target)
+        code, out, err = run_cli(capsys, *debug, "plan", str(path), "--emulator", arm, *target)
         assert code == 1
         assert "RuntimeError" in err
         assert "(sensitive)" in err

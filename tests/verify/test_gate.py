@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import nsc_reconcile
-from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import Clients
 from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.gate import Gate, GateItem
-from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Check, Status
 from nsc_reconcile.verification.gate import evaluate_gate
 from tests.paths import DESIRED_STATE
@@ -78,15 +72,6 @@ def test_an_item_no_check_matches_is_not_done_and_says_smokes_did_not_run() -> N
     assert result.items[1].reason == (
         "no check matches smoke-langfuse* (smoke checks run only with --smoke)"
     )
-
-
-@pytest.fixture
-def applied(clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    return state
 
 
 @pytest.mark.usefixtures("applied")

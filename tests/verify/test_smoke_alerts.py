@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 import nsc_reconcile
-from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
@@ -32,21 +31,6 @@ RULES = {
     "nsc-alert-execution-failed-dev": ("EXECUTION_FAILED", "Sev1"),
 }
 RULE_TYPE = "Microsoft.Insights/scheduledQueryRules"
-
-
-@pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
 
 
 def _clients(emu: Emulator) -> Clients:

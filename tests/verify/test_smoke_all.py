@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-import nsc_reconcile
-from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import Clients
 from nsc_reconcile.cli import main
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.state import DesiredState
@@ -27,15 +22,6 @@ from tests.paths import DESIRED_STATE
 
 SMOKE_PREFIXES = ("smoke-dns", "smoke-postgres", "smoke-openai", "smoke-langfuse",
                   "smoke-alert", "smoke-network")  # fmt: skip
-
-
-@pytest.fixture
-def applied(clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    return state
 
 
 def _secret_values(applied: DesiredState, vault_client: SecretClient) -> list[str]:

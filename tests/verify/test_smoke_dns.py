@@ -8,15 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-import nsc_reconcile
-from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport
-from tests.paths import DESIRED_STATE
+from tests.conftest import verify_on
 
 SUB = "00000000-0000-0000-0000-00000000a1b2"
 ZONE = (
@@ -25,18 +20,8 @@ ZONE = (
 )
 
 
-@pytest.fixture
-def applied(clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    return state
-
-
 def _smoke(state: DesiredState, emu: Emulator) -> VerifyReport:
-    clients = Clients(AzureTarget.for_emulator(emu.info["arm"]))
-    return nsc_reconcile.verify(state, clients, smoke=["dns"])
+    return verify_on(state, emu, smoke=["dns"])
 
 
 def _smoke_checks(report: VerifyReport) -> dict[str, Any]:

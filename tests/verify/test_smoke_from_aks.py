@@ -17,12 +17,11 @@ from azure.keyvault.secrets import SecretClient
 from kubernetes import client as k8s
 from ruamel.yaml import YAML
 
-import nsc_reconcile
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport
+from tests.conftest import verify_on
 from tests.paths import DESIRED_STATE
 
 CONNECTIVITY = ["dns", "postgres", "openai", "langfuse"]
@@ -49,28 +48,12 @@ VAULT_SECRETS = (
 
 
 @pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
-
-
-@pytest.fixture
 def core(kube: k8s.ApiClient) -> Any:
     return k8s.CoreV1Api(kube)
 
 
 def _verify(state: DesiredState, emu: Emulator, origin: str) -> VerifyReport:
-    clients = Clients(AzureTarget.for_emulator(emu.info["arm"]))
-    return nsc_reconcile.verify(state, clients, smoke=CONNECTIVITY, origin=origin)
+    return verify_on(state, emu, smoke=CONNECTIVITY, origin=origin)
 
 
 def _smokes(report: VerifyReport) -> dict[str, Any]:

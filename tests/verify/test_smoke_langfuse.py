@@ -9,7 +9,6 @@ the cluster on Azure (the name does not resolve) it SKIPs saying where to run it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,31 +16,20 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 from kubernetes import client as k8s
 
-import nsc_reconcile
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport, smoke_langfuse
 from nsc_reconcile.verification.netview import Resolution
+from tests.conftest import verify_on
 from tests.paths import DESIRED_STATE
 
 CHECK = "smoke-langfuse/langfuse-internal"
 NAME = "langfuse-internal.langfuse.svc.cluster.local"
 
 
-@pytest.fixture
-def applied(clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    return state
-
-
 def _smoke(state: DesiredState, emu: Emulator) -> VerifyReport:
-    clients = Clients(AzureTarget.for_emulator(emu.info["arm"]))
-    return nsc_reconcile.verify(state, clients, smoke=["langfuse"])
+    return verify_on(state, emu, smoke=["langfuse"])
 
 
 def _every_format(report: VerifyReport) -> str:

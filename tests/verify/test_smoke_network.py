@@ -14,7 +14,6 @@ import pytest
 from azure.mgmt.network.models import SecurityRule
 
 import nsc_reconcile
-from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import (
@@ -26,7 +25,6 @@ from nsc_reconcile.emulator.worlds import (
 )
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport
-from tests.paths import DESIRED_STATE
 
 IDS = baseline_ids()
 NSG_ID = IDS["nsg_data"]
@@ -34,21 +32,6 @@ OPENAI = "smoke-network/nsc-pe-openai"
 PG = "smoke-network/nsc-pe-pg-langfuse"
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
 LIST_ACTION = ("/listkeys", "/listclusterusercredential")
-
-
-@pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
 
 
 def _verify(state: DesiredState, clients: Clients) -> VerifyReport:

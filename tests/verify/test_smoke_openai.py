@@ -15,12 +15,12 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 from ruamel.yaml import YAML
 
-import nsc_reconcile
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport
+from tests.conftest import apply_state, verify_on
 from tests.paths import DESIRED_STATE
 
 RG = "2dt-final-team4"
@@ -35,28 +35,8 @@ def _zone_id(emu: Emulator) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.Network/privateDnsZones/{ZONE}"
 
 
-@pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-def _apply(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    return _apply(state, clients, ctl)
-
-
 def _smoke(state: DesiredState, emu: Emulator) -> VerifyReport:
-    clients = Clients(AzureTarget.for_emulator(emu.info["arm"]))
-    return nsc_reconcile.verify(state, clients, smoke=["openai"])
+    return verify_on(state, emu, smoke=["openai"])
 
 
 def _failed(report: VerifyReport) -> list[str]:
@@ -206,7 +186,7 @@ def _variant(tmp_path: Path, change: Callable[[Any], None]) -> DesiredState:
     return load_desired_state(path)
 
 
-@pytest.mark.usefixtures("state")  # for its LRO configuration
+@pytest.mark.usefixtures("desired_state")  # for its LRO configuration
 def test_every_deployment_is_called_and_reasoning_models_get_max_completion_tokens(
     emu: Emulator, clients: Clients, ctl: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -216,7 +196,7 @@ def test_every_deployment_is_called_and_reasoning_models_get_max_completion_toke
              "sku": "GlobalStandard", "capacity": 10}
         )  # fmt: skip
 
-    report = _smoke(_apply(_variant(tmp_path, add_reasoner), clients, ctl), emu)
+    report = _smoke(apply_state(_variant(tmp_path, add_reasoner), clients, ctl), emu)
     assert report.get(SMOKE).status is Status.PASS
     reasoner = report.get(f"smoke-openai/{ACCOUNT}/o4-mini")
     assert reasoner.status is Status.PASS, report.render()
@@ -227,7 +207,7 @@ def test_every_deployment_is_called_and_reasoning_models_get_max_completion_toke
     ]  # fmt: skip
 
 
-@pytest.mark.usefixtures("state")  # for its LRO configuration
+@pytest.mark.usefixtures("desired_state")  # for its LRO configuration
 def test_local_auth_disabled_uses_an_entra_token(
     emu: Emulator, clients: Clients, ctl: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -237,7 +217,7 @@ def test_local_auth_disabled_uses_an_entra_token(
             i for i in data["secrets"]["items"] if i["name"] != "azure-openai-api-key"
         ]
 
-    report = _smoke(_apply(_variant(tmp_path, keyless), clients, ctl), emu)
+    report = _smoke(apply_state(_variant(tmp_path, keyless), clients, ctl), emu)
     smoke = report.get(SMOKE)
     assert smoke.status is Status.PASS, report.render()
     assert "auth Entra ID token (local auth disabled)" in smoke.evidence

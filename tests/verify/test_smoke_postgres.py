@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-import nsc_reconcile
 from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import AzureTarget, Clients
+from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport
+from tests.conftest import verify_on
 from tests.paths import DESIRED_STATE
 from tests.realpg import pg_connect, requires_postgres
 
@@ -30,18 +30,8 @@ STEPS = ("connect", "tls", "login", "database", "version")
 IDS = [f"smoke-postgres-{step}/{SERVER}" for step in STEPS]
 
 
-@pytest.fixture
-def applied(clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    state = load_desired_state(DESIRED_STATE)
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    return state
-
-
 def _smoke(state: DesiredState, emu: Emulator) -> VerifyReport:
-    clients = Clients(AzureTarget.for_emulator(emu.info["arm"]))
-    return nsc_reconcile.verify(state, clients, smoke=["postgres"])
+    return verify_on(state, emu, smoke=["postgres"])
 
 
 def _statuses(report: VerifyReport) -> dict[str, Status]:

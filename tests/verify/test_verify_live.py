@@ -15,15 +15,13 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-import nsc_reconcile
-from nsc_reconcile import load_desired_state
-from nsc_reconcile.azure import AzureTarget, Clients
-from nsc_reconcile.cli import main
+from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport, run_checks
+from tests.conftest import run_cli, verify_on
 from tests.paths import DESIRED_STATE
 
 RG = "2dt-final-team4"
@@ -34,25 +32,6 @@ ACCOUNT_ID = (
 TABLE = "NscAgentEvents_CL"
 # Read-only POSTs: ARM "list" actions (listKeys, listClusterUserCredential).
 LIST_ACTION = ("/listkeys", "/listclusterusercredential")
-
-
-@pytest.fixture
-def state(ctl: Callable[..., Any]) -> DesiredState:
-    ctl("POST", "config", {"lro_seconds": {"*": 0}})
-    return load_desired_state(DESIRED_STATE)
-
-
-@pytest.fixture
-def applied(state: DesiredState, clients: Clients, ctl: Callable[..., Any]) -> DesiredState:
-    """The whole desired state applied from the baseline; request log cleared after."""
-    result = nsc_reconcile.apply(nsc_reconcile.plan(state, clients), state, clients)
-    assert result.ok, result.render()
-    ctl("DELETE", "requests")
-    return state
-
-
-def _verify(state: DesiredState, emu: Emulator, **kwargs: Any) -> VerifyReport:
-    return nsc_reconcile.verify(state, Clients(AzureTarget.for_emulator(emu.info["arm"])), **kwargs)
 
 
 def _writes(ctl: Callable[..., Any]) -> list[str]:
@@ -75,18 +54,10 @@ def _failed(report: VerifyReport) -> list[str]:
     return sorted(c.id for c in report.failed)
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
 def test_after_apply_every_check_passes_and_verify_writes_nothing(
     applied: DesiredState, emu: Emulator, ctl: Callable[..., Any], clients: Clients
 ) -> None:
-    report = _verify(applied, emu)
+    report = verify_on(applied, emu)
     assert report.ok, report.render()
     assert report.exit_code == 0
     assert all(c.status is Status.PASS for c in report.checks), report.render()
@@ -138,7 +109,7 @@ def test_after_apply_every_check_passes_and_verify_writes_nothing(
     assert without.exit_code == 0
 
 
-@pytest.mark.usefixtures("state")
+@pytest.mark.usefixtures("desired_state")
 def test_baseline_fails_with_evidence_and_the_cli_exits_3(
     emu: Emulator, ctl: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,7 +140,7 @@ def test_public_access_enabled_on_the_account_fails_that_check(
     account = ctl("GET", f"state?id={ACCOUNT_ID}")
     account["properties"]["publicNetworkAccess"] = "Enabled"
     ctl("PUT", f"state?id={ACCOUNT_ID}", account)
-    report = _verify(applied, emu)
+    report = verify_on(applied, emu)
     assert _failed(report) == ["openai-account/nsc-aoai-dev", "plan-clean"]
     check = report.get("openai-account/nsc-aoai-dev")
     assert "publicNetworkAccess=Enabled" in check.evidence
@@ -183,7 +154,7 @@ def test_a_deleted_a_record_fails_the_record_and_dns_checks(
 ) -> None:
     zone = ACCOUNT_ID.split("/providers/")[0] + "/providers/Microsoft.Network/privateDnsZones/"
     ctl("DELETE", f"state?id={zone}privatelink.openai.azure.com/A/nsc-aoai-dev")
-    report = _verify(applied, emu)
+    report = verify_on(applied, emu)
     failed = _failed(report)
     assert "pe-a-record/nsc-pe-openai" in failed
     assert "dns/nsc-pe-openai" in failed
@@ -202,7 +173,7 @@ def test_a_service_switched_to_loadbalancer_fails_the_internal_check(
     core.patch_namespaced_service(
         "langfuse-internal", "langfuse", {"spec": {"type": "LoadBalancer"}}
     )
-    report = _verify(applied, emu)
+    report = verify_on(applied, emu)
     assert "langfuse-internal/langfuse" in _failed(report)
     check = report.get("langfuse-internal/langfuse")
     assert "type=LoadBalancer" in check.evidence
@@ -244,7 +215,7 @@ def test_junit_has_one_testcase_per_check_with_failures_marked(
 def test_smoke_posts_one_event_per_type_and_they_land(
     applied: DesiredState, emu: Emulator, ctl: Callable[..., Any]
 ) -> None:
-    report = _verify(applied, emu, smoke=["alerts"])
+    report = verify_on(applied, emu, smoke=["alerts"])
     assert report.ok, report.render()
     statuses = _statuses(report)
     assert statuses["smoke-alert-ingest/nsc-dcr-agent-events-dev"] is Status.PASS
