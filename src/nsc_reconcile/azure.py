@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -409,10 +409,8 @@ class Clients:
         so the other workers needing it wait, and its CPU time lands between network round
         trips instead of before them. Raises KeyError for a name that is no client."""
         for module in _FIRST_ANSWER_MODULES:
-            try:
+            with suppress(ImportError):  # another azure-core version: it imports what it needs
                 importlib.import_module(module)
-            except ImportError:  # another azure-core version: it imports what it needs
-                pass
         for name in sorted(set(names)):
             for module in SDK_MODULES[name]:
                 importlib.import_module(module)

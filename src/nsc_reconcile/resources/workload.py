@@ -326,26 +326,40 @@ class LangfuseReconciler(Reconciler[Langfuse]):
     def _secret_values(self, ctx: Context, resource: Langfuse) -> dict[str, Any]:
         """Secret key -> value of the current Key Vault version (Unknown while the secret
         does not exist). A value written in this run is used as written; others are read
-        through the data plane once per run. Every value is registered for redaction."""
+        through the data plane once per run, all at once (one round trip, not one per
+        value). Every value is registered for redaction."""
         out: dict[str, Any] = {}
+        wanted: dict[str, tuple[str, str]] = {}  # Secret key -> (vault secret, version)
         for key, vault_secret in secret_keys(resource).items():
             address = f"key_vault_secret/{vault_secret}"
             version = ctx.output(address, "version")
             if isinstance(version, Unknown) or ctx.live(address) is None:
                 out[key] = Unknown(f"{address}.value")
-                continue
-            value = ctx.written_secret(address)
-            if value is None:
-                with self._lock:
-                    value = self._vault_values.get(ctx, {}).get(f"{vault_secret}/{version}")
-            if value is None:
-                value = self._read_vault(ctx, resource, vault_secret, version)
-                with self._lock:
-                    self._vault_values.setdefault(ctx, {})[f"{vault_secret}/{version}"] = value
+            else:
+                wanted[key] = (vault_secret, str(version))
+        missing = sorted({w for w in wanted.values() if self._value_held(ctx, *w) is None})
+        if missing:
+            with ThreadPoolExecutor(max_workers=min(len(missing), 16)) as pool:
+                read = list(pool.map(lambda w: self._read_vault(ctx, resource, *w), missing))
+            with self._lock:
+                held = self._vault_values.setdefault(ctx, {})
+                for (vault_secret, version), found in zip(missing, read, strict=True):
+                    held[f"{vault_secret}/{version}"] = found
+        for key, (vault_secret, version) in wanted.items():
+            value = self._value_held(ctx, vault_secret, version)
+            assert value is not None  # written in this run, or read just above
             ctx.register_secret(value)
             ctx.register_secret(base64.b64encode(value.encode()).decode())
             out[key] = value
         return out
+
+    def _value_held(self, ctx: Context, vault_secret: str, version: str) -> str | None:
+        """The value written in this run, or read earlier in it; None when neither."""
+        value = ctx.written_secret(f"key_vault_secret/{vault_secret}")
+        if value is None:
+            with self._lock:
+                value = self._vault_values.get(ctx, {}).get(f"{vault_secret}/{version}")
+        return value
 
     def _read_vault(self, ctx: Context, resource: Langfuse, name: str, version: str) -> str:
         """One data-plane read of ``name`` at ``version``; WorkloadError (no value, no body)
