@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from nsc_reconcile import kinds
 from nsc_reconcile.changes import Action, FieldChange, ReplacePolicy, Unknown, unapproved
 from nsc_reconcile.graph import Graph, build_graph
 from nsc_reconcile.model.base import Resource
@@ -275,7 +276,8 @@ class Engine:
             policy=self.retry,
             what=f"read output {name} of {address}",
         )
-        if isinstance(value, str) and name in _SENSITIVE_OUTPUTS.get(resource.kind, ()):
+        # A sensitive output (its kind's spec says so) is registered with the redactor.
+        if isinstance(value, str) and name in kinds.sensitive_outputs(resource.kind):
             self.redactor.add(value)
         with self._lock:
             self._outputs[key] = value
@@ -851,12 +853,6 @@ def _not_approved(
     if paths:
         return "changes not in the approved plan: " + ", ".join(paths)
     return None
-
-
-# Outputs whose values are secrets; every value read is registered with the redactor.
-_SENSITIVE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "openai_account": ("primary_key", "secondary_key"),
-}
 
 
 def _replace_text(reconciler: Reconciler[Any], resource: Resource) -> str:

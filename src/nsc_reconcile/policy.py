@@ -6,12 +6,12 @@ credentials) live on the models; the ones that need two resources at once live h
 
 from __future__ import annotations
 
+from nsc_reconcile import kinds
 from nsc_reconcile.graph import GraphIssue
 from nsc_reconcile.model.base import NO_PLAINTEXT, SAFE_MODE, SEPARATE_DB
 from nsc_reconcile.model.existing import ExistingPostgresqlServer
-from nsc_reconcile.model.network import PRIVATE_LINK_GROUPS
 from nsc_reconcile.model.postgres import PostgresqlServer
-from nsc_reconcile.model.secrets import OUTPUTS, parse_output_ref
+from nsc_reconcile.model.secrets import parse_output_ref
 from nsc_reconcile.model.state import DesiredState
 
 EXECUTE_MODE_KEY = "agent-execute-mode"
@@ -95,7 +95,7 @@ def _endpoint_zones(state: DesiredState) -> list[GraphIssue]:
     issues = []
     for index, endpoint in enumerate(state.private_endpoints):
         kind = endpoint.target.partition("/")[0]
-        expected = PRIVATE_LINK_GROUPS.get(kind, {}).get(endpoint.group_id, ())
+        expected = kinds.private_link_groups(kind).get(endpoint.group_id, ())
         for zone_index, zone in enumerate(endpoint.dns_zone_group.zones):
             if expected and zone not in expected:
                 issues.append(
@@ -137,7 +137,7 @@ def _secret_sources(state: DesiredState) -> list[GraphIssue]:
         if parsed is None:
             continue
         kind, _, output = parsed
-        if OUTPUTS[kind][output] and not secret.sensitive:
+        if kinds.outputs(kind).get(output) and not secret.sensitive:
             issues.append(
                 GraphIssue(
                     ("secrets", "items", index, "sensitive"),

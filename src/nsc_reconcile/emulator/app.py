@@ -29,6 +29,7 @@ from nsc_reconcile.emulator.network import Entrance, Network
 from nsc_reconcile.emulator.openai import OpenAIPlane, RateLimits
 from nsc_reconcile.emulator.pgserver import PostgresServers
 from nsc_reconcile.emulator.protocol import Plane, Request, Response
+from nsc_reconcile.emulator.registry import RegistryPlane
 from nsc_reconcile.emulator.sandbox import Sandbox
 from nsc_reconcile.emulator.server import Controls, HttpServer, TlsFiles, make_tls
 from nsc_reconcile.emulator.worlds import build_world
@@ -110,6 +111,7 @@ class Emulator:
         keyvault_url = self._mount_keyvault()
         kubernetes_url = self._mount_kubernetes()
         ingestion_url = self._serve(IngestionPlane(self.world), "ingestion", tls=True).url
+        acr_url = self._serve(RegistryPlane(self.world), "acr", tls=True).url
         openai_urls = self._mount_openai()
         dns_address = self._mount_dns()
         self.sandbox.ca_cert = str(self._tls.ca_cert)
@@ -121,6 +123,7 @@ class Emulator:
                 "keyvault": keyvault_url,
                 "kubernetes": kubernetes_url,
                 "ingestion": ingestion_url,
+                "acr": acr_url,
             }
         )
         if self._built_world:  # rebuild now that URLs are known (e.g. a vault's vaultUri)
@@ -130,6 +133,7 @@ class Emulator:
             "keyvault": keyvault_url,
             "kubernetes": kubernetes_url,
             "ingestion": ingestion_url,
+            "acr": acr_url,
             "openai": openai_urls[0],
             "openai_public": openai_urls[1],
             "dns": dns_address,

@@ -141,6 +141,7 @@ class ControlPlane:
             "latency_ms": self.controls.latency_ms,
             "lro_seconds": dict(self.world.lro_seconds),
             "enforce_vault_network": self.world.enforce_vault_network,
+            "enforce_vault_rbac": self.world.enforce_vault_rbac,
             "principal_replication_seconds": self.world.principal_replication_seconds,
             "directory_principals": dict(self.world.directory_principals),
             "alert_time_scale": self.alerting.time_scale if self.alerting else None,
@@ -153,6 +154,7 @@ class ControlPlane:
             "latency_ms",
             "lro_seconds",
             "enforce_vault_network",
+            "enforce_vault_rbac",
             "principal_replication_seconds",
             "directory_principals",
             "alert_time_scale",
@@ -166,6 +168,10 @@ class ControlPlane:
                 if not isinstance(body["enforce_vault_network"], bool):
                     raise TypeError("enforce_vault_network must be true or false")
                 self.world.enforce_vault_network = body["enforce_vault_network"]
+            if "enforce_vault_rbac" in body:
+                if not isinstance(body["enforce_vault_rbac"], bool):
+                    raise TypeError("enforce_vault_rbac must be true or false")
+                self.world.enforce_vault_rbac = body["enforce_vault_rbac"]
             if "principal_replication_seconds" in body:
                 seconds = float(body["principal_replication_seconds"])
                 if not seconds >= 0:

@@ -16,7 +16,10 @@ A vault missing from ARM (``Microsoft.KeyVault/vaults``) answers 404 ``VaultNotF
 its DNS name would not resolve at all, which a local HTTP server cannot reproduce.
 ``enforce_vault_network`` (default False): when True, a vault whose ARM
 ``properties.publicNetworkAccess`` is ``Disabled`` answers 403 ``Forbidden`` /
-``ForbiddenByConnection`` as it does to a caller outside its VNet.
+``ForbiddenByConnection`` as it does to a caller outside its VNet. ``enforce_vault_rbac``
+(the world's, default False): the caller the token names needs a data-plane grant
+(``vaultrbac.py``), else 403 ``Forbidden`` / ``ForbiddenByRbac`` (``AccessDenied`` on an
+access-policy vault).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from nsc_reconcile.emulator import vaultrbac
+from nsc_reconcile.emulator.kinds.authorization import ASSIGNMENT_TYPE
 from nsc_reconcile.emulator.protocol import Request, Response
 from nsc_reconcile.emulator.secrets import (
     Record,
@@ -201,6 +206,16 @@ class KeyVaultPlane:
         parts = [urllib.parse.unquote(p) for p in request.path.split("/")[1:]]
         if parts and parts[-1] == "" and len(parts) > 1:
             parts = parts[:-1]  # ".../secrets/name/" (empty version) means the latest
+        if getattr(self.world, "enforce_vault_rbac", False) and parts:
+            refused = vaultrbac.denial(
+                self.world.list_by_type(ASSIGNMENT_TYPE),
+                arm,
+                vaultrbac.caller_of(auth, self.tenant_id),
+                request.method,
+                parts,
+            )
+            if refused is not None:
+                raise _Fail(403, "Forbidden", refused[0], refused[1])
         return self._route(request, vault, url, parts)
 
     def _route(self, request: Request, vault: str, url: str, parts: list[str]) -> Response:

@@ -169,6 +169,9 @@ def _baseline(world: World) -> None:
                     "dnsServiceIP": "10.0.0.10",
                 },
                 "apiServerAccessProfile": {"enablePrivateCluster": True},
+                "oidcIssuerProfile": {"enabled": True},
+                "securityProfile": {"workloadIdentity": {"enabled": True}},
+                "addonProfiles": {"azureKeyvaultSecretsProvider": {"enabled": True}},
             },
         },
     )

@@ -12,16 +12,8 @@ from typing import Literal, Self
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.base import PRIVATE_ONLY, Model, Reference, Resource, policy_violation
-
-# What each private-link target supports: group id -> privatelink zone names Azure documents.
-PRIVATE_LINK_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "openai_account": {
-        "account": ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"),
-    },
-    "postgresql_server": {"postgresqlServer": ("privatelink.postgres.database.azure.com",)},
-}
-
 
 SHARED_DESCRIPTION = (
     "Serves several environments (e.g. one private DNS zone for dev and prod in one resource "
@@ -80,7 +72,8 @@ class PrivateEndpoint(Resource):
     @classmethod
     def _target_kind(cls, value: str) -> str:
         parsed = split_address(value)
-        if parsed is None or parsed[0] not in PRIVATE_LINK_GROUPS:
+        # What each target supports is its kind's private-link facts (nsc_reconcile.kinds).
+        if parsed is None or parsed[0] not in kinds.private_link_kinds():
             raise PydanticCustomError(
                 "reference",
                 "expected `openai_account/<name>` or `postgresql_server/<name>`, got '{value}'",
@@ -91,7 +84,7 @@ class PrivateEndpoint(Resource):
     @model_validator(mode="after")
     def _group_matches_target(self) -> Self:
         kind = self.target.partition("/")[0]
-        groups = PRIVATE_LINK_GROUPS.get(kind, {})
+        groups = kinds.private_link_groups(kind)
         if self.group_id not in groups:
             raise PydanticCustomError(
                 "group_id",

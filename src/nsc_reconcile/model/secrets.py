@@ -17,17 +17,8 @@ import re2
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.base import NO_PLAINTEXT, Model, Reference, Resource, policy_violation
-
-# Outputs other resources offer to secrets, and whether each is sensitive.
-OUTPUTS: dict[str, dict[str, bool]] = {
-    "openai_account": {"endpoint": False, "primary_key": True, "secondary_key": True},
-    "openai_deployment": {"name": False},
-    "postgresql_server": {"fqdn": False, "admin_login": False},
-    "data_collection_rule": {"immutable_id": False, "logs_ingestion_endpoint": False},
-    "private_endpoint": {"private_ip": False},
-    "log_analytics_workspace": {"customer_id": False},
-}
 
 # `name` or `parent/name`: the key's parts cannot hold `/`, which keeps matching linear.
 _OUTPUT_REF = re.compile(r"(?P<kind>[a-z_]+)/(?P<key>[^./\s]+(?:/[^./\s]+)?)\.(?P<output>[a-z_]+)")
@@ -93,17 +84,18 @@ class SecretSource(Model):
                 {"value": _shorten(value)},
             )
         kind, _, output = parsed
-        if kind not in OUTPUTS:
+        offered = kinds.outputs(kind)  # the outputs each kind registers (nsc_reconcile.kinds)
+        if not offered:
             raise PydanticCustomError(
                 "output_ref",
                 "'{kind}' has no outputs; kinds with outputs: {kinds}",
-                {"kind": kind, "kinds": ", ".join(sorted(OUTPUTS))},
+                {"kind": kind, "kinds": ", ".join(kinds.kinds_with_outputs())},
             )
-        if output not in OUTPUTS[kind]:
+        if output not in offered:
             raise PydanticCustomError(
                 "output_ref",
                 "{kind} has no output '{output}'; expected one of: {names}",
-                {"kind": kind, "output": output, "names": ", ".join(OUTPUTS[kind])},
+                {"kind": kind, "output": output, "names": ", ".join(offered)},
             )
         return value
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.network import PrivateEndpoint
 from nsc_reconcile.resources.base import to_wire
 from nsc_reconcile.verification.context import (
@@ -18,12 +19,6 @@ from nsc_reconcile.verification.context import (
     same_id,
 )
 from nsc_reconcile.verification.results import Check
-
-# Private-link target kind -> (public service suffix, the privatelink zone its A record is in).
-SERVICE_DNS: dict[str, tuple[str, str]] = {
-    "openai_account": ("openai.azure.com", "privatelink.openai.azure.com"),
-    "postgresql_server": ("postgres.database.azure.com", "privatelink.postgres.database.azure.com"),
-}
 
 
 def endpoint_facts(run: Run, endpoint: PrivateEndpoint) -> EndpointFacts:
@@ -42,7 +37,11 @@ def endpoint_facts(run: Run, endpoint: PrivateEndpoint) -> EndpointFacts:
         for account in run.state.openai_accounts:
             if account.address == endpoint.target:
                 label = account.custom_subdomain
-    suffix, zone = SERVICE_DNS.get(target_kind, ("", endpoint.dns_zone_group.zones[0]))
+    # The public service suffix and the zone of the A record: the target kind's private-link
+    # facts (nsc_reconcile.kinds).
+    link = kinds.private_link(target_kind, endpoint.group_id) or kinds.private_link(target_kind)
+    suffix = link.service_suffix if link is not None else ""
+    zone = link.zones[0] if link is not None else endpoint.dns_zone_group.zones[0]
     live = run.live(endpoint.address)
     props = props_of(to_wire(live.raw)) if live is not None else {}
     nic_id: str | None = None

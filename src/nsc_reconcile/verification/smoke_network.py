@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.network import NsgRule, PrivateEndpoint
 from nsc_reconcile.resources.base import to_wire
 from nsc_reconcile.verification.context import Run, make_check, name_of, props_of, rg_of, same_id
@@ -17,11 +18,6 @@ from nsc_reconcile.verification.endpoints import endpoint_facts
 from nsc_reconcile.verification.nsg_eval import Flow, Layer, Tags, Verdict, evaluate, rules_of
 from nsc_reconcile.verification.results import Check
 
-# Private link group id -> the port its service listens on behind the endpoint.
-SERVICE_PORTS: dict[str, int] = {
-    "account": 443,  # Azure OpenAI (HTTPS)
-    "postgresqlServer": 5432,  # PostgreSQL
-}
 # privateEndpointNetworkPolicies values under which a subnet NSG filters private endpoint
 # traffic (Microsoft: "Manage network policies for private endpoints"; Azure's default for a
 # subnet is Disabled, and then NSG rules do not apply to the endpoints in it).
@@ -285,7 +281,7 @@ def _check_endpoint(run: Run, endpoint: PrivateEndpoint) -> Check:
         f"Smoke: only the declared paths reach {endpoint.name} (NSG rules as Azure applies them)"
     )
     facts = endpoint_facts(run, endpoint)
-    port = SERVICE_PORTS.get(endpoint.group_id)
+    port = kinds.service_port(endpoint.group_id)  # the group's private-link facts
     if port is None:
         return make_check(check_id, title, [], [], skip=f"no service port known for group id "
                           f"{endpoint.group_id!r}")  # fmt: skip

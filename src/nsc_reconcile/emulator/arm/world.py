@@ -143,10 +143,15 @@ class World:
         # When set, a vault with publicNetworkAccess Disabled refuses data-plane calls with
         # 403 ForbiddenByConnection, as Azure does for a caller outside the VNet.
         self.enforce_vault_network = False
+        # When set, the Key Vault data plane authorizes the token's identity (vaultrbac.py).
+        self.enforce_vault_rbac = False
         # Entra ID: principals that exist besides the world's managed identities (object id,
         # lower-cased -> User/Group/ServicePrincipal), and the replication delay of new ones.
         self.directory_principals: dict[str, str] = {}
         self.principal_replication_seconds = DEFAULT_PRINCIPAL_REPLICATION_SECONDS
+        # Images imported into container registries (registry.py): registry id (lower-cased)
+        # -> repository -> tag -> manifest digest.
+        self.images: dict[str, dict[str, dict[str, str]]] = {}
         # Rows accepted by the Logs Ingestion API, per destination table (ingestion.py).
         self.logs: dict[str, list[dict[str, Any]]] = {}
         # Write-only passwords as a salted hash (PostgreSQL admin passwords), by lower-cased
@@ -362,6 +367,8 @@ class World:
             self.engine._finals.clear()
             self.lro_seconds.clear()
             self.enforce_vault_network = False
+            self.enforce_vault_rbac = False
+            self.images.clear()
             self.directory_principals.clear()
             self.principal_replication_seconds = DEFAULT_PRINCIPAL_REPLICATION_SECONDS
             self.logs.clear()

@@ -100,6 +100,26 @@ BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": _role(
         "AcrPull", "acr pull", actions=["Microsoft.ContainerRegistry/registries/pull/read"]
     ),
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": _role(
+        "Key Vault Administrator",
+        "Perform all data plane operations on a key vault and all objects in it, including "
+        "certificates, keys, and secrets. Cannot manage key vault resources or manage role "
+        "assignments. Only works for key vaults that use the 'Azure role-based access control' "
+        "permission model.",
+        actions=[
+            "Microsoft.Authorization/*/read",
+            "Microsoft.Insights/alertRules/*",
+            "Microsoft.Resources/deployments/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.Support/*",
+            "Microsoft.KeyVault/checkNameAvailability/read",
+            "Microsoft.KeyVault/deletedVaults/read",
+            "Microsoft.KeyVault/locations/*/read",
+            "Microsoft.KeyVault/vaults/*/read",
+            "Microsoft.KeyVault/operations/read",
+        ],
+        data_actions=["Microsoft.KeyVault/vaults/*"],
+    ),
     "4633458b-17de-408a-b874-0445c86b69e6": _role(
         "Key Vault Secrets User",
         "Read secret contents. Only works for key vaults that use the 'Azure role-based access "

@@ -2,7 +2,8 @@
 
 A cluster reports its FQDNs, versions, pools and network profile, and ``listClusterUserCredential``
 returns a kubeconfig pointing at the emulator's Kubernetes plane (``world.urls["kubernetes"]``).
-Imports only kinds.base, protocol and the standard library.
+A cluster also shows its kubelet identity (a user-assigned identity AKS makes in the node resource
+group), its OIDC issuer, workload identity and Key Vault CSI add-on profiles.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import base64
 import hashlib
 import json
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.emulator.kinds.base import BOTH, LOCATION, Kind, Reply, Resource
-from nsc_reconcile.emulator.protocol import ArmError
+from nsc_reconcile.emulator.kinds.identity import TENANT_ID as IDENTITY_TENANT_ID
+from nsc_reconcile.emulator.protocol import ArmError, Request, Response
+from nsc_reconcile.emulator.registry import import_image
 
 if TYPE_CHECKING:
     from nsc_reconcile.emulator.arm import World
@@ -78,6 +82,19 @@ class ManagedCluster(Kind):
                 raise ArmError(
                     400, "InvalidParameter", f"The subnet '{subnet}' of pool was not found."
                 )
+        oidc = props.get("oidcIssuerProfile") or (existing or {}).get("properties", {}).get(
+            "oidcIssuerProfile"
+        )
+        security = props.get("securityProfile") or (existing or {}).get("properties", {}).get(
+            "securityProfile"
+        )
+        workload = ((security or {}).get("workloadIdentity") or {}).get("enabled")
+        if workload and not (oidc or {}).get("enabled"):
+            raise ArmError(
+                400,
+                "InvalidParameter",  # AKS refuses workload identity without the OIDC issuer
+                "Enabling workload identity requires enabling OIDC issuer profile.",
+            )
         old_private = (
             (existing or {}).get("properties", {}).get("apiServerAccessProfile") or {}
         ).get("enablePrivateCluster")
@@ -156,6 +173,42 @@ class ManagedCluster(Kind):
             old_identity = (existing or {}).get("identity") or {}
             identity["principalId"] = old_identity.get("principalId") or str(uuid.uuid4())
             identity["tenantId"] = old_identity.get("tenantId") or str(uuid.uuid4())
+        _identity_profiles(world, rid, props, old, region)
+
+    def after_write(self, world: World, rid: str, resource: Resource) -> None:
+        props = resource.get("properties") or {}
+        identities = [(props.get("identityProfile") or {}).get("kubeletidentity")]
+        for addon in (props.get("addonProfiles") or {}).values():
+            identities.append((addon or {}).get("identity"))
+        node_group = f"/subscriptions/{world.subscription_id}/resourceGroups/" + str(
+            props.get("nodeResourceGroup", "")
+        )
+        for entry in identities:
+            if not isinstance(entry, dict) or not entry.get("resourceId"):
+                continue
+            identity_id = str(entry["resourceId"])
+            if world.get(identity_id) is not None:
+                continue
+            # AKS makes its managed identities in the node resource group (MC_...).
+            if world.get(node_group) is None:
+                world.put(node_group, {"location": resource.get("location"), "properties": {}})
+            world.put(
+                identity_id,
+                {
+                    "location": resource.get("location"),
+                    "tags": {},
+                    "properties": {
+                        "tenantId": IDENTITY_TENANT_ID,
+                        "principalId": entry["objectId"],
+                        "clientId": entry["clientId"],
+                    },
+                },
+            )
+
+    def after_delete(self, world: World, rid: str, resource: Resource) -> None:
+        group = str((resource.get("properties") or {}).get("nodeResourceGroup", ""))
+        if group:  # AKS deletes the node resource group with the cluster
+            world.delete(f"/subscriptions/{world.subscription_id}/resourceGroups/{group}")
 
     def action(self, world: World, rid: str, name: str, body: Any) -> Any:
         lowered = name.lower()
@@ -165,6 +218,63 @@ class ManagedCluster(Kind):
             kubeconfig = _kubeconfig(world, rid, cluster, user)
             return {"kubeconfigs": [{"name": user, "value": kubeconfig}]}
         return super().action(world, rid, name, body)
+
+
+def _made_identity(world: World, group: str, name: str) -> dict[str, str]:
+    """A user-assigned identity AKS makes in its node resource group (``UserAssignedIdentity``
+    of the AKS spec: resourceId, clientId, objectId); created by ``after_write``."""
+    return {
+        "resourceId": f"/subscriptions/{world.subscription_id}/resourcegroups/{group}/providers/"
+        f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+        "clientId": world.new_guid(),
+        "objectId": world.new_guid(),
+    }
+
+
+def _identity_profiles(world: World, rid: str, props: Resource, old: Resource, region: str) -> None:
+    """The kubelet identity, OIDC issuer, workload identity and Key Vault CSI add-on as AKS
+    shows them: ``identityProfile.kubeletidentity`` is ``{cluster}-agentpool`` in the node
+    resource group unless one was given; the issuer URL is
+    ``https://{region}.oic.prod-aks.azure.com/{tenant}/{guid}/`` once enabled (never removed);
+    the add-on's identity is ``azurekeyvaultsecretsprovider-{cluster}``."""
+    name = rid.rsplit("/", 1)[1]
+    group = str(props["nodeResourceGroup"])
+    profile = props.get("identityProfile") or old.get("identityProfile") or {}
+    kubelet = profile.get("kubeletidentity")
+    if not isinstance(kubelet, dict) or not kubelet.get("objectId"):
+        given = world.get(str(kubelet.get("resourceId"))) if isinstance(kubelet, dict) else None
+        if given is not None:  # a user-assigned kubelet identity named by the request
+            given_props = given.get("properties") or {}
+            kubelet = {
+                "resourceId": str(given["id"]),
+                "clientId": str(given_props.get("clientId", "")),
+                "objectId": str(given_props.get("principalId", "")),
+            }
+        else:
+            kubelet = _made_identity(world, group, f"{name}-agentpool")
+    props["identityProfile"] = {**profile, "kubeletidentity": kubelet}
+    oidc = {**(old.get("oidcIssuerProfile") or {}), **(props.get("oidcIssuerProfile") or {})}
+    oidc["enabled"] = bool(oidc.get("enabled", False))
+    if oidc["enabled"] and not oidc.get("issuerURL"):
+        guid = str(uuid.UUID(hashlib.md5(f"oidc:{rid.lower()}".encode()).hexdigest()))
+        oidc["issuerURL"] = f"https://{region}.oic.prod-aks.azure.com/{IDENTITY_TENANT_ID}/{guid}/"
+    props["oidcIssuerProfile"] = oidc
+    security = props.get("securityProfile") or old.get("securityProfile") or {}
+    if security:
+        props["securityProfile"] = security
+    addons = {**(old.get("addonProfiles") or {}), **(props.get("addonProfiles") or {})}
+    csi = addons.get("azureKeyvaultSecretsProvider")
+    if isinstance(csi, dict):
+        csi.setdefault("config", {"enableSecretRotation": "false", "rotationPollInterval": "2m"})
+        previous = ((old.get("addonProfiles") or {}).get("azureKeyvaultSecretsProvider")) or {}
+        if csi.get("enabled"):
+            csi["identity"] = previous.get("identity") or _made_identity(
+                world, group, f"azurekeyvaultsecretsprovider-{name}"
+            )
+        else:
+            csi.pop("identity", None)
+    if addons:
+        props["addonProfiles"] = addons
 
 
 def _kubeconfig(world: World, rid: str, cluster: Resource, user: str) -> str:
@@ -230,6 +340,24 @@ class ContainerRegistry(Kind):
     on_delete = Reply(202, LOCATION)
     delete_answer_shows_resource = True
 
+    def action(self, world: World, rid: str, name: str, body: Any) -> Any:
+        if name.lower() == "importimage":
+            return {"importImage": body}  # run and answered (202) by ``answer``
+        return super().action(world, rid, name, body)
+
+    def answer(self, world: World, request: Request, response: Response) -> Response:
+        if not (
+            request.method == "POST"
+            and request.path.lower().endswith("/importimage")
+            and response.status == 200
+            and isinstance(response.body, dict)
+        ):
+            return response
+        return _start_import(world, request, response.body["importImage"])
+
+    def after_delete(self, world: World, rid: str, resource: Resource) -> None:
+        world.images.pop(rid.lower(), None)
+
     def validate(self, world: World, rid: str, body: Resource, existing: Resource | None) -> None:
         name = rid.rsplit("/", 1)[1]
         if existing is None and not _REGISTRY_NAME.match(name):
@@ -281,3 +409,37 @@ class ContainerRegistry(Kind):
                 "exportPolicy": {"status": "enabled"},
             },
         )
+
+
+def _start_import(world: World, request: Request, body: Any) -> Response:
+    """``importImage``: a long-running operation (spec: 202 with ``Location``, final state via
+    location, 200 with no body), its outcome recorded in ``world.images`` at once; a refused
+    import is a failed operation, as ``az acr import`` reports it."""
+    from nsc_reconcile.emulator.arm.world import Operation
+
+    registry_id = world.canonical_id(request.path.rsplit("/", 1)[0])
+    error: dict[str, Any] | None = None
+    try:
+        with world.lock:
+            import_image(world.images, registry_id, body)
+    except ArmError as refused:
+        error = {"code": refused.code, "message": refused.message}
+    registry = world.get(registry_id) or {}
+    op = Operation(
+        id=world.new_guid(),
+        rid=f"{registry_id}/importImage/{uuid.uuid4()}",  # no resource: ends with an empty 200
+        verb="action",
+        due=time.monotonic() + world.lro_duration(REGISTRY_TYPE),
+        namespace="Microsoft.ContainerRegistry",
+        location=_region(str(registry.get("location") or world.location)),
+        started=world.now(),
+        error=error,
+        base=world.urls.get("arm") or f"http://{request.headers.get('host', '127.0.0.1')}",
+        api_version=request.query.get("api-version", "2025-11-01"),
+    )
+    world.operations[op.id] = op
+    location = (
+        f"{op.base}/subscriptions/{world.subscription_id}/providers/{op.namespace}"
+        f"/locations/{op.location}/operationResults/{op.id}?api-version={op.api_version}"
+    )
+    return Response(202, None, {"Location": location, "retry-after-ms": "10"})
