@@ -54,21 +54,22 @@ def test_import_is_long_running_and_tags_appear(emu: Emulator, clients: Clients)
     _import(clients, f"{LANGFUSE}:3", f"{LANGFUSE}:3")
     _import(clients, "python:3.11-slim", "smoke/python:3.11-slim")
     posts = [r for r in emu.controls.requests() if r["path"].endswith("/importImage")]
-    assert posts and all(r["status"] == 202 for r in posts), posts
+    assert posts
+    assert all(r["status"] == 202 for r in posts)
     status, catalog = _get(emu, "/acr/v1/_catalog")
-    assert status == 200 and catalog["repositories"] == [LANGFUSE, "smoke/python"]
+    assert status == 200
+    assert catalog["repositories"] == [LANGFUSE, "smoke/python"]
     status, tags = _get(emu, f"/acr/v1/{LANGFUSE}/_tags")
     assert status == 200
-    assert tags["tags"] == [
-        {"name": "3", "digest": public_digest(LANGFUSE, "3"), "signed": False}
-    ]
+    assert tags["tags"] == [{"name": "3", "digest": public_digest(LANGFUSE, "3"), "signed": False}]
     status, headers = _get(emu, f"/v2/{LANGFUSE}/manifests/3", method="HEAD")
     assert status == 200
     assert headers["Docker-Content-Digest"] == public_digest(LANGFUSE, "3")
     status, _ = _get(emu, f"/v2/{LANGFUSE}/manifests/4", method="HEAD")
     assert status == 404
     status, headers = _get(emu, "/acr/v1/_catalog", token=False)
-    assert status == 401 and "oauth2/token" in headers["WWW-Authenticate"]
+    assert status == 401
+    assert "oauth2/token" in headers["WWW-Authenticate"]
 
 
 def test_import_by_digest_and_the_tag_conflict(emu: Emulator, clients: Clients) -> None:
@@ -86,9 +87,7 @@ def test_import_by_digest_and_the_tag_conflict(emu: Emulator, clients: Clients) 
 @pytest.mark.parametrize(
     "source", ["langfuse/langfuse:99", "nobody/unknown:1", "library/python@sha256:" + "0" * 64]
 )
-def test_unknown_source_fails_the_operation(
-    emu: Emulator, clients: Clients, source: str
-) -> None:
+def test_unknown_source_fails_the_operation(emu: Emulator, clients: Clients, source: str) -> None:
     with pytest.raises(HttpResponseError) as failed:
         _import(clients, source)
     assert failed.value.status_code == 400

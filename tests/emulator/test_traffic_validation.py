@@ -15,6 +15,8 @@ from pathlib import Path
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.worlds import (
+    ACR_NAME,
+    AKS_NAME,
     KEY_VAULT_NAME,
     LOCATION,
     LOG_ANALYTICS_NAME,
@@ -253,6 +255,7 @@ def drive_scenario(emu: Emulator, clients: Clients) -> None:
     secrets.get_deleted_secret("langfuse-public-key")
     secrets.begin_recover_deleted_secret("langfuse-public-key").result()
     clients.resource.resource_groups.get(RESOURCE_GROUP)
+    drive_access_and_images(clients)
     # Logs Ingestion API (no specification in the pack: listed as such)
     make_dcr(emu, clients)
     rule = mon.data_collection_rules.get(RESOURCE_GROUP, "dcr-agent-events")
@@ -263,6 +266,44 @@ def drive_scenario(emu: Emulator, clients: Clients) -> None:
         logs=[{"TimeGenerated": "2026-11-26T05:00:00Z", "EventType": "TRIAGE_READY"}],
     )
     _ = emu
+
+
+def drive_access_and_images(clients: Clients) -> None:
+    """Issue 10's exchanges: role definitions and assignments, an identity, the cluster's
+    identity profiles, an image import (a long-running POST)."""
+    auth = clients.authorization
+    reader = next(
+        iter(
+            auth.role_definitions.list(
+                IDS["key_vault"], filter="roleName eq 'Key Vault Secrets User'"
+            )
+        )
+    )
+    identity = clients.msi.user_assigned_identities.create_or_update(
+        RESOURCE_GROUP, "id-agent-dev", {"location": LOCATION}
+    )
+    auth.role_assignments.create(
+        IDS["key_vault"],
+        "0f1e2d3c-0000-4000-8000-000000000010",
+        {
+            "properties": {
+                "roleDefinitionId": reader.id,
+                "principalId": identity.principal_id,
+                "principalType": "ServicePrincipal",
+            }
+        },
+    )
+    list(auth.role_assignments.list_for_scope(IDS["key_vault"], filter="atScope()"))
+    cluster = clients.containerservice.managed_clusters.get(RESOURCE_GROUP, AKS_NAME)
+    assert cluster.oidc_issuer_profile is not None
+    clients.containerregistry.registries.begin_import_image(
+        RESOURCE_GROUP,
+        ACR_NAME,
+        {
+            "source": {"registryUri": "docker.io", "sourceImage": "langfuse/langfuse:3"},
+            "targetTags": ["langfuse/langfuse:3"],
+        },
+    ).result()
 
 
 def test_emulator_traffic_passes_oav(

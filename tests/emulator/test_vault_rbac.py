@@ -77,7 +77,7 @@ def _grant(
 
 def _inner(error: HttpResponseError) -> str:
     assert error.response is not None
-    return str(error.response.json()["error"]["innererror"]["code"])
+    return str(json.loads(error.response.text())["error"]["innererror"]["code"])
 
 
 @pytest.fixture

@@ -291,7 +291,9 @@ class ArmEngine:
         result = kind.action(self.world, self.world.canonical_id(rid), parsed.action or "", body)
         if isinstance(result, Response):
             return result
-        return Response(200, result)
+        # An action's path has no kind of its own (``_finished`` skips it): its resource's kind
+        # has the last word here (ACR's importImage turns into a long-running 202).
+        return kind.answer(self.world, request, Response(200, result))
 
     # ---- single resources ----------------------------------------------------------------
     def _resource(self, request: Request, parsed: ParsedPath, rid: str, kind: Kind) -> Response:
