@@ -12,6 +12,7 @@ from nsc_reconcile import kinds
 from nsc_reconcile.model.base import Resource
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.resources import managed_reconcilers
+from tests.paths import DESIRED_STATE
 
 
 def _model_classes() -> dict[str, set[type[Resource]]]:
@@ -81,3 +82,64 @@ def test_the_registry_imports_no_sdk() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_kind_has_its_naming_rule_and_a_declared_collection() -> None:
+    """A model kind without a rule could not validate a name; a spec naming a collection the
+    desired state does not have would silently declare nothing."""
+    for kind, spec in kinds.specs().items():
+        assert spec.name_rule is not None, f"{kind} registers no naming rule"
+        if spec.collection:
+            assert spec.collection[0] in DesiredState.model_fields, kind
+    assert kinds.name_rule("postgresql_server").check("Bad_Name") is not None
+    assert kinds.name_rule("postgresql_server").check("pg-dev") is None
+
+
+def test_creation_and_deletion_orders_come_from_the_phases() -> None:
+    order = kinds.delete_order()
+    # dependents first: an alert before its action group, an endpoint before its target,
+    # a zone's links before the zone, children right before their parent
+    for first, then in (
+        ("log_alert", "action_group"),
+        ("private_endpoint", "openai_account"),
+        ("private_endpoint", "postgresql_server"),
+        ("private_dns_zone_link", "private_dns_zone"),
+        ("openai_deployment", "openai_account"),
+        ("postgresql_database", "postgresql_server"),
+        ("kubernetes_workload", "key_vault_secret"),
+    ):
+        assert order.index(first) < order.index(then), (first, then)
+    collections = [s.collection for s in kinds.managed()]
+    assert collections.index(("openai_accounts",)) < collections.index(("private_endpoints",))
+    assert collections.index(("secrets", "items")) < collections.index(("langfuse",))
+
+
+def test_state_and_graph_read_collections_children_and_parents_from_the_specs() -> None:
+    from nsc_reconcile.graph import build_graph
+    from nsc_reconcile.loader import load_desired_state
+
+    state = load_desired_state(DESIRED_STATE)
+    paths = {r.address: p for p, r in state.resources()}
+    deployment = next(a for a in paths if a.startswith("openai_deployment/"))
+    assert paths[deployment][0] == "openai_accounts"
+    assert paths[deployment][2] == "deployments"  # the account spec's `children`
+    graph, issues = build_graph(state)
+    assert issues == []
+    account = f"openai_account/{deployment.split('/')[1]}"
+    assert account in graph.depends_on[deployment]  # the spec's Parent, not references()
+    secret = next(a for a in paths if a.startswith("key_vault_secret/"))
+    assert any(t.startswith("key_vault/") for t in graph.depends_on[secret])
+
+
+def test_clients_existing_reads_and_retry_entries_come_from_the_specs() -> None:
+    from nsc_reconcile.resources import _EXISTING
+    from nsc_reconcile.retry import RetryPolicy
+
+    for kind, reconciler in managed_reconcilers().items():
+        spec = kinds.spec(kind)
+        assert spec is not None
+        assert reconciler.sdk_clients == spec.sdk_clients != (), kind
+    assert set(_EXISTING) == {k for k, s in kinds.specs().items() if s.existing_read}
+    assert _EXISTING["key_vault"].sdk_clients == ("keyvault_mgmt",)
+    policy = RetryPolicy()
+    assert policy.operation_timeout("postgresql_server") == 2 * policy.operation_timeout("nsg_rule")

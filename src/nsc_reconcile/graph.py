@@ -9,10 +9,8 @@ from __future__ import annotations
 import graphlib
 from dataclasses import dataclass, field
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.base import FieldPath, Resource
-from nsc_reconcile.model.openai import ModelDeployment, OpenAIAccount
-from nsc_reconcile.model.postgres import Database, PostgresqlServer
-from nsc_reconcile.model.secrets import KeyVaultSecret
 from nsc_reconcile.model.state import DesiredState
 
 
@@ -121,12 +119,18 @@ def build_graph(
         path = graph.paths[address]
         for reference in resource.references():
             add(path, address, reference.address, reference.field)
-        if isinstance(resource, ModelDeployment):
-            add(path, address, f"{OpenAIAccount.kind}/{resource.account}", ())
-        if isinstance(resource, Database):
-            add(path, address, f"{PostgresqlServer.kind}/{resource.server}", ())
-        if isinstance(resource, KeyVaultSecret) and state.secrets is not None:
-            add(("secrets",), address, f"key_vault/{state.secrets.vault}", ("vault",))
+        # The edge to a parent that references() does not give: the kind's registered parent.
+        spec = kinds.spec(resource.kind)
+        parent = spec.parent if spec is not None and not resource.existing else None
+        if parent is not None and not parent.held_by:
+            add(path, address, f"{parent.kind}/{getattr(resource, parent.field)}", ())
+        elif parent is not None:
+            holder: object = state
+            for part in parent.held_by:
+                holder = getattr(holder, part, None)
+            if holder is not None:
+                target = f"{parent.kind}/{getattr(holder, parent.field)}"
+                add(parent.held_by, address, target, (parent.field,))
 
     try:
         graph.stages()

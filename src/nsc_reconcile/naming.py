@@ -1,4 +1,5 @@
-"""Azure and Kubernetes naming rules, per resource kind, checked before any call.
+"""Azure and Kubernetes naming rules, checked before any call: ``NameRule`` (each kind's is in
+its KindSpec) and the rules of names that are fields, not kinds.
 
 Lengths and characters follow Microsoft's "Naming rules and restrictions for Azure resources"
 (and the Kubernetes DNS-1123 rules for workload objects). A name that breaks them would only
@@ -41,7 +42,8 @@ _ALNUM_DASH_DOT_UNDERSCORE = NameRule(
 )
 
 
-def _network_child(max_length: int, min_length: int = 1) -> NameRule:
+def network_child(max_length: int, min_length: int = 1) -> NameRule:
+    """The rule of a Microsoft.Network resource's name (VNet, subnet, NSG, rule, endpoint)."""
     return NameRule(
         min_length,
         max_length,
@@ -50,8 +52,9 @@ def _network_child(max_length: int, min_length: int = 1) -> NameRule:
     )
 
 
-_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
+# Rules of names that are not a kind's own (a kind's rule is in its KindSpec, nsc_reconcile.kinds).
 RULES: dict[str, NameRule] = {
     "resource_group": NameRule(
         1,
@@ -59,47 +62,12 @@ RULES: dict[str, NameRule] = {
         r"[\w().-]*[\w()-]",
         "letters, digits, underscores, parentheses, hyphens and periods; not ending in a period",
     ),
-    "virtual_network": _network_child(64, 2),
-    "subnet": _network_child(80),
-    "network_security_group": _network_child(80),
-    "nsg_rule": _network_child(80),
-    "private_endpoint": _network_child(64, 2),
-    "private_dns_zone_link": _network_child(80),
-    "private_dns_zone": NameRule(
-        3,
-        253,
-        rf"(?:{_DNS_LABEL}\.){{1,33}}{_DNS_LABEL}",
-        "a DNS name of 2-34 labels, each 1-63 letters, digits and hyphens",
-    ),
-    "openai_account": NameRule(
-        2,
-        64,
-        r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?",
-        "alphanumerics and hyphens; start and end with an alphanumeric",
-    ),
+    "subnet": network_child(80),
     "custom_subdomain": NameRule(
         2,
         64,
         r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?",
         "lower-case letters, digits and hyphens; start and end with a letter or digit",
-    ),
-    "openai_deployment": NameRule(
-        2,
-        64,
-        r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-        "alphanumerics, underscores, periods and hyphens; start with an alphanumeric",
-    ),
-    "postgresql_server": NameRule(
-        3,
-        63,
-        r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?",
-        "lower-case letters, digits and hyphens; not starting or ending with a hyphen",
-    ),
-    "postgresql_database": NameRule(
-        1,
-        63,
-        r"[A-Za-z_][A-Za-z0-9_$]*",
-        "letters, digits, underscores and $; start with a letter or underscore",
     ),
     "postgresql_login": NameRule(
         1,
@@ -108,53 +76,8 @@ RULES: dict[str, NameRule] = {
         "letters, digits and underscores; start with a letter or underscore; not a reserved "
         "name such as azure_superuser, admin, root, postgres",
     ),
-    "aks_cluster": NameRule(
-        1,
-        63,
-        r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?",
-        "alphanumerics, underscores and hyphens; start and end with an alphanumeric",
-    ),
-    "container_registry": NameRule(5, 50, r"[A-Za-z0-9]+", "alphanumerics only"),
-    "key_vault": NameRule(
-        3,
-        24,
-        r"[A-Za-z](?:(?!--)[A-Za-z0-9-])*[A-Za-z0-9]",
-        "alphanumerics and hyphens; start with a letter, end with a letter or digit, no "
-        "consecutive hyphens",
-    ),
-    "key_vault_secret": NameRule(1, 127, r"[A-Za-z0-9-]+", "alphanumerics and hyphens"),
-    "log_analytics_workspace": NameRule(
-        4,
-        63,
-        r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?",
-        "alphanumerics and hyphens; start and end with an alphanumeric",
-    ),
-    "log_analytics_table": NameRule(
-        4,
-        63,
-        r"[A-Za-z][A-Za-z0-9_]*_CL",
-        "letters, digits and underscores; start with a letter; a custom table ends with _CL",
-    ),
-    "data_collection_rule": NameRule(
-        3,
-        44,
-        r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?",
-        "alphanumerics, underscores, periods and hyphens; start with an alphanumeric",
-    ),
-    "action_group": NameRule(
-        1,
-        260,
-        r"[^:<>+/&%\\?|]*[^:<>+/&%\\?|. ]",
-        "no : < > + / & % \\ ? | characters; not ending in a space or period",
-    ),
     "action_group_short_name": NameRule(
         1, 12, r"[^:<>+/&%\\?|]+", "at most 12 characters (Azure's groupShortName)"
-    ),
-    "log_alert": NameRule(
-        1,
-        260,
-        r"[^*<>%{}&:\\?/#|\x00-\x1f]*[^*<>%{}&:\\?/#|\x00-\x1f. ]",
-        "no * < > % { } & : \\ ? / # | or control characters; not ending in a space or period",
     ),
     "kubernetes_name": NameRule(
         1,

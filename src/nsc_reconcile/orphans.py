@@ -2,8 +2,8 @@
 environment (or `shared`) that the desired state no longer declares.
 
 Plans list them ("not declared; left in place"); `apply --prune` deletes them (pruning.py)
-in DELETE_ORDER, never a data-holding one without `--allow-data-loss`, never a shared one.
-Standard library only, like plans.py.
+in the kinds' deletion order (`kinds.delete_order()`), never a data-holding one without
+`--allow-data-loss`, never a shared one. No SDK: the standard library and the kind registry.
 """
 
 from __future__ import annotations
@@ -11,28 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nsc_reconcile import kinds
+
 # The nsc-environment value of a resource every environment may declare (resources/base.py).
 SHARED_ENVIRONMENT = "shared"
-
-# Kinds in the order `apply --prune` deletes them: the reverse of the order they are created
-# (an alert rule before its action group, an endpoint before the account it connects to,
-# a zone's VNet links before the zone, children before their parent). Unlisted kinds last.
-DELETE_ORDER = (
-    "kubernetes_workload",
-    "log_alert",
-    "action_group",
-    "data_collection_rule",
-    "log_analytics_table",
-    "key_vault_secret",
-    "nsg_rule",
-    "private_endpoint",
-    "private_dns_zone_link",
-    "private_dns_zone",
-    "openai_deployment",
-    "openai_account",
-    "postgresql_database",
-    "postgresql_server",
-)
 
 NEEDS_DATA_LOSS = "holds data: --prune deletes it only with --allow-data-loss"
 NEVER_PRUNED_SHARED = (
@@ -94,9 +76,10 @@ class Orphan:
 
 
 def deletion_order(orphans: list[Orphan]) -> list[Orphan]:
-    """``orphans`` in the order they are deleted (DELETE_ORDER; within a kind by address,
+    """``orphans`` in the order they are deleted (`kinds.delete_order()`; within a kind by
+    address,
     children before their parent). Pure."""
-    rank = {kind: index for index, kind in enumerate(DELETE_ORDER)}
+    rank = {kind: index for index, kind in enumerate(kinds.delete_order())}
     return sorted(
         orphans, key=lambda o: (rank.get(o.kind, len(rank)), -o.address.count("/"), o.address)
     )

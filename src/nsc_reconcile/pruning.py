@@ -175,7 +175,7 @@ class OrphanSearch:
 
 def prune(engine: Engine, approved: list[Orphan], *, allow_data_loss: bool) -> list[ResourceResult]:
     """Delete the ``approved`` orphans (from the plan the user confirmed) that a fresh search
-    still finds with the same id, in reverse dependency order (orphans.DELETE_ORDER); those it
+    still finds with the same id, in reverse dependency order (kinds.delete_order()); those it
     does not find any more, shared ones, and data-holding ones without ``allow_data_loss`` are
     kept. Each deletion is retried on transient errors; a failure is reported and the rest
     goes on; once the engine is cancelled none starts. Returns one result per approved

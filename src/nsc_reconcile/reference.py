@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.base import Resource
 from nsc_reconcile.model.state import DesiredState
-from nsc_reconcile.naming import RULES
 
 HEADER = """# Desired-state reference
 
@@ -78,7 +78,7 @@ def render() -> str:
         if doc:
             lines.append(doc + "\n")
         if issubclass(model, Resource) and hasattr(model, "kind"):
-            rule = RULES[model.name_rule]
+            rule = kinds.name_rule(model.kind)
             lines.append(
                 f"Address: `{model.kind}/…`. Name: {rule.min_length}-{rule.max_length} "
                 f"characters; {rule.characters}."

@@ -34,6 +34,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from nsc_reconcile import kinds
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -55,12 +57,7 @@ TRANSIENT_CODES = frozenset(
         "PreconditionFailed",  # 412 on If-Match: someone wrote meanwhile; re-read, re-plan
     }
 )
-# Codes that are transient only for some kinds (elsewhere they mean what they say).
-TRANSIENT_BY_KIND: dict[str, frozenset[str]] = {
-    # The Network RP can still see a just-created OpenAI account as provisioning while the
-    # Cognitive Services RP says Succeeded (terraform-provider-azurerm#31712): for minutes.
-    "private_endpoint": frozenset({"AccountProvisioningStateInvalid"}),
-}
+# Codes transient only for some kinds are the kind's `transient_codes` (nsc_reconcile.kinds).
 # Conditions that last minutes, not seconds: retried for up to RetryPolicy.patience_s.
 SLOW_CODES = frozenset({"AccountProvisioningStateInvalid"})
 # A generic 409 "Conflict" is usually another operation in flight (transient), but a name
@@ -70,9 +67,6 @@ _NAME_CLASH = re.compile(
     r"not available|name .*(conflict|unavailable|reserved)|must be (globally )?unique",
     re.IGNORECASE,
 )
-# How much longer than the default a kind's operations may take (PostgreSQL creates take
-# 5-10 min on Azure: azurerm CI 457-643 s).
-OPERATION_TIME_FACTOR: dict[str, float] = {"postgresql_server": 2.0}
 
 
 @dataclass(frozen=True)
@@ -85,12 +79,13 @@ class RetryPolicy:
     max_wait_s: float = 30.0
     # For SLOW_CODES: keep retrying for this long (seconds since the first try).
     patience_s: float = 600.0
-    # One write of a resource, polling included; scaled per kind by OPERATION_TIME_FACTOR.
+    # One write of a resource, polling included; scaled by the kind's `time_factor`.
     operation_timeout_s: float = 1800.0
 
     def operation_timeout(self, kind: str | None) -> float:
         """Seconds one write of ``kind`` may take before it is abandoned as timed out."""
-        return self.operation_timeout_s * OPERATION_TIME_FACTOR.get(kind or "", 1.0)
+        found = kinds.spec(kind) if kind else None
+        return self.operation_timeout_s * (found.time_factor if found is not None else 1.0)
 
 
 class OperationTimeoutError(Exception):
@@ -177,7 +172,8 @@ def is_transient(exc: BaseException, kind: str | None = None) -> bool:
         code = error_code(exc)
         if code == "Conflict":
             return not _NAME_CLASH.search(_message(exc))
-        if code in TRANSIENT_CODES or code in TRANSIENT_BY_KIND.get(kind or "", ()):
+        found = kinds.spec(kind) if kind else None
+        if code in TRANSIENT_CODES or (found is not None and code in found.transient_codes):
             return True
         # A long-running operation that ended Failed raises with its poll's status (200):
         # then only its code counts, so one that failed for a permanent reason is not re-PUT.

@@ -18,11 +18,8 @@ from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.monitoring import DataCollectionRule
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome, Plan
-from nsc_reconcile.resources.monitoring import (
-    RECONCILERS,
-    WEBHOOK_URIS,
-    DataCollectionRuleReconciler,
-)
+from nsc_reconcile.resources import reconciler_for
+from nsc_reconcile.resources.monitoring import WEBHOOK_URIS, DataCollectionRuleReconciler
 from nsc_reconcile.retry import RetryPolicy
 from tests.conftest import state_with_webhook
 from tests.paths import DESIRED_STATE
@@ -167,7 +164,7 @@ def test_dcr_plan_says_its_ingestion_endpoint_is_public(emu: Emulator) -> None:
     engine = _create_all(emu)
     dcr = engine.graph.nodes[DCR]
     assert isinstance(dcr, DataCollectionRule)
-    reconciler = RECONCILERS["data_collection_rule"]
+    reconciler = reconciler_for(dcr)
     assert isinstance(reconciler, DataCollectionRuleReconciler)
     notes = reconciler.notes(engine.context, dcr)
     endpoint = engine.context.output(DCR, "logs_ingestion_endpoint")

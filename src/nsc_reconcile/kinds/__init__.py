@@ -21,6 +21,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nsc_reconcile.naming import NameRule
+
 if TYPE_CHECKING:
     from nsc_reconcile.model.base import Resource
 
@@ -45,17 +47,58 @@ class PrivateLink:
     zones: tuple[str, ...]
     service_suffix: str
     port: int
+    label_field: str = "name"  # the target model's field giving the public name's label
+
+
+@dataclass(frozen=True)
+class ExistingRead:
+    """How an existing kind is read: its ARM provider/type, the ``Clients`` member it is read
+    through and that client's operations group (``<client>.<operations>.get(rg, name)``)."""
+
+    arm_type: str
+    client: str
+    operations: str
+
+
+@dataclass(frozen=True)
+class Parent:
+    """An edge the graph adds from a child to its parent, beyond ``references()``: to
+    ``<kind>/<field>`` where ``field`` is read on the resource itself or, when ``held_by`` is
+    given, on the object at that path of the desired state (``secrets.vault``)."""
+
+    kind: str
+    field: str
+    held_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class KindSpec:
-    """Everything one kind registers. ``reconciler`` names the resources module whose
-    ``RECONCILERS`` holds the kind's reconciler (``nsc_reconcile.resources.postgres``)."""
+    """Everything one kind registers.
+
+    ``reconciler``: ``module:Class`` of the kind's reconciler
+    (``nsc_reconcile.resources.postgres:PostgresqlServerReconciler``), imported and made once,
+    on first use. ``name_rule``: Azure's naming rule for the kind's names. ``collection``: the
+    path in the desired state holding the kind's resources (a list, or one optional object);
+    ``children``: fields of one such resource that list child resources; ``phase``: the order
+    kinds are created in (children right after their parent), ``apply --prune`` deletes in
+    the reverse. ``parent``: an edge the graph adds beyond ``references()``. ``sdk_clients``:
+    the ``Clients`` members the reconciler reads and writes through; ``existing_read``: how
+    the existing kind is read. ``transient_codes``: Azure error codes that are transient for
+    this kind only; ``time_factor``: how much longer than the default its operations take."""
 
     kind: str
     model: type[Resource] | None = None
     existing_model: type[Resource] | None = None
     reconciler: str | None = None
+    name_rule: NameRule | None = None
+    collection: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    phase: int = 1000
+    parent: Parent | None = None
+    sdk_clients: tuple[str, ...] = ()
+    existing_read: ExistingRead | None = None
+    transient_codes: frozenset[str] = frozenset()
+    time_factor: float = 1.0
     outputs: tuple[Output, ...] = ()
     private_link: tuple[PrivateLink, ...] = ()
 
@@ -63,10 +106,15 @@ class KindSpec:
         """The reconciler instance (imports the resources module, and so its SDKs)."""
         if self.reconciler is None:
             return None
-        return importlib.import_module(self.reconciler).RECONCILERS[self.kind]
+        with _LOCK:
+            if self.kind not in _RECONCILERS:
+                module, _, name = self.reconciler.partition(":")
+                _RECONCILERS[self.kind] = getattr(importlib.import_module(module), name)()
+            return _RECONCILERS[self.kind]
 
 
 _SPECS: dict[str, KindSpec] = {}
+_RECONCILERS: dict[str, Any] = {}
 _LOCK = threading.RLock()
 _loaded = False
 
@@ -148,3 +196,25 @@ def service_port(group_id: str) -> int | None:
             if link.group_id == group_id:
                 return link.port
     return None
+
+
+def name_rule(kind: str) -> NameRule:
+    """The naming rule of ``kind``'s names. Raises KeyError for a kind without one."""
+    found = spec(kind)
+    if found is None or found.name_rule is None:
+        raise KeyError(f"kind {kind!r} registers no naming rule")
+    return found.name_rule
+
+
+def managed() -> list[KindSpec]:
+    """The specs of kinds declared in a collection of the desired state, in creation order."""
+    return sorted((s for s in specs().values() if s.collection), key=lambda s: s.phase)
+
+
+def delete_order() -> list[str]:
+    """Managed kinds in the order ``apply --prune`` deletes them: the reverse of the order
+    they are created in (an alert rule before its action group, an endpoint before the
+    account it connects to, a zone's VNet links before the zone, children before their
+    parent)."""
+    ordered = sorted((s for s in specs().values() if s.reconciler), key=lambda s: s.phase)
+    return [s.kind for s in reversed(ordered)]

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from nsc_reconcile.kinds import KindSpec, Output, PrivateLink, register
+from nsc_reconcile.kinds import KindSpec, Output, Parent, PrivateLink, register
 from nsc_reconcile.model.openai import ModelDeployment, OpenAIAccount
+from nsc_reconcile.naming import NameRule
+
+_MODULE = "nsc_reconcile.resources.openai"
 
 register(
     KindSpec(
         kind="openai_account",
         model=OpenAIAccount,
-        reconciler="nsc_reconcile.resources.openai",
+        reconciler=f"{_MODULE}:OpenAIAccountReconciler",
+        name_rule=NameRule(
+            2,
+            64,
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?",
+            "alphanumerics and hyphens; start and end with an alphanumeric",
+        ),
+        collection=("openai_accounts",),
+        children=("deployments",),
+        phase=10,
+        sdk_clients=("cognitive",),
         outputs=(
             Output("endpoint"),
             Output("primary_key", sensitive=True),
@@ -21,6 +34,7 @@ register(
                 zones=("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"),
                 service_suffix="openai.azure.com",
                 port=443,
+                label_field="custom_subdomain",
             ),
         ),
     )
@@ -29,7 +43,16 @@ register(
     KindSpec(
         kind="openai_deployment",
         model=ModelDeployment,
-        reconciler="nsc_reconcile.resources.openai",
+        reconciler=f"{_MODULE}:ModelDeploymentReconciler",
+        name_rule=NameRule(
+            2,
+            64,
+            r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+            "alphanumerics, underscores, periods and hyphens; start with an alphanumeric",
+        ),
+        phase=11,
+        parent=Parent("openai_account", "account"),
+        sdk_clients=("cognitive",),
         outputs=(Output("name"),),
     )
 )

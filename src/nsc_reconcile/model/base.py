@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
 
+from nsc_reconcile import kinds
 from nsc_reconcile.naming import check_name
 
 FieldPath = tuple[str | int, ...]
@@ -66,8 +67,7 @@ def ref_field(description: str, **kwargs: Any) -> Any:
 class Resource(Model):
     """A resource of the desired state, addressed as ``kind/name``."""
 
-    kind: ClassVar[str]
-    name_rule: ClassVar[str]
+    kind: ClassVar[str]  # its naming rule and everything else about it: nsc_reconcile.kinds
     existing: ClassVar[bool] = False
 
     name: str = Field(description="The resource's name in Azure (or Kubernetes).")
@@ -82,7 +82,7 @@ class Resource(Model):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        problem = check_name(cls.name_rule, value)
+        problem = kinds.name_rule(cls.kind).check(value)
         if problem is not None:
             raise PydanticCustomError("azure_name", "invalid name: {problem}", {"problem": problem})
         return value

@@ -39,7 +39,6 @@ class ExistingVirtualNetwork(ExistingResource):
     """An existing VNet; the subnets listed must exist."""
 
     kind = "virtual_network"
-    name_rule = "virtual_network"
 
     subnets: list[Subnet] = Field(
         min_length=1,
@@ -49,32 +48,26 @@ class ExistingVirtualNetwork(ExistingResource):
 
 class ExistingNetworkSecurityGroup(ExistingResource):
     kind = "network_security_group"
-    name_rule = "network_security_group"
 
 
 class ExistingAksCluster(ExistingResource):
     kind = "aks_cluster"
-    name_rule = "aks_cluster"
 
 
 class ExistingContainerRegistry(ExistingResource):
     kind = "container_registry"
-    name_rule = "container_registry"
 
 
 class ExistingKeyVault(ExistingResource):
     kind = "key_vault"
-    name_rule = "key_vault"
 
 
 class ExistingLogAnalyticsWorkspace(ExistingResource):
     kind = "log_analytics_workspace"
-    name_rule = "log_analytics_workspace"
 
 
 class ExistingPostgresqlServer(ExistingResource):
     kind = "postgresql_server"
-    name_rule = "postgresql_server"
 
     role: Literal["business", "langfuse"] = Field(
         default="business",
@@ -84,7 +77,6 @@ class ExistingPostgresqlServer(ExistingResource):
 
 class ExistingPrivateDnsZone(ExistingResource):
     kind = "private_dns_zone"
-    name_rule = "private_dns_zone"
 
 
 class Existing(Model):

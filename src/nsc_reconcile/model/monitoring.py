@@ -25,7 +25,6 @@ class LogAnalyticsTable(Resource):
     """A custom table (`*_CL`) in an existing workspace, fed by the DCR."""
 
     kind = "log_analytics_table"
-    name_rule = "log_analytics_table"
 
     workspace: str = Field(description="Workspace (`log_analytics_workspace/<name>`).")
     retention_days: int = Field(default=30, ge=4, le=730, description="Interactive retention.")
@@ -58,7 +57,6 @@ class DataCollectionRule(Resource):
     """A `Direct` DCR: the agent posts events to its ingestion endpoint, they land in the table."""
 
     kind = "data_collection_rule"
-    name_rule = "data_collection_rule"
 
     workspace: str = Field(description="Destination workspace (`log_analytics_workspace/<name>`).")
     table: str = Field(description="Destination custom table (`log_analytics_table`) by name.")
@@ -89,7 +87,6 @@ class ActionGroup(Resource):
     """Who is notified (location Global)."""
 
     kind = "action_group"
-    name_rule = "action_group"
 
     short_name: Annotated[str, name_of("action_group_short_name")] = Field(
         description="`groupShortName`, at most 12 characters (shown in SMS/e-mail)."
@@ -112,7 +109,6 @@ class LogAlert(Resource):
     """A scheduled query (log search) alert on one agent event type."""
 
     kind = "log_alert"
-    name_rule = "log_alert"
 
     event: str = Field(
         pattern=r"^[A-Z][A-Z0-9_]*$", description="Agent event type, e.g. `TRIAGE_READY`."

@@ -46,7 +46,6 @@ class PrivateEndpoint(Resource):
     """A private endpoint to an OpenAI account or PostgreSQL server."""
 
     kind = "private_endpoint"
-    name_rule = "private_endpoint"
 
     target: str = Field(
         description="The resource it connects to: `openai_account/<name>` or "
@@ -110,7 +109,6 @@ class PrivateDnsZone(Resource):
     """A private DNS zone we create (location `global`)."""
 
     kind = "private_dns_zone"
-    name_rule = "private_dns_zone"
 
     tags: dict[str, str] = Field(default_factory=dict, description="Tags.")
     shared: bool = Field(default=False, description=SHARED_DESCRIPTION)
@@ -132,7 +130,6 @@ class PrivateDnsZoneLink(Resource):
     """A virtual network link of a private DNS zone (new or existing zone)."""
 
     kind = "private_dns_zone_link"
-    name_rule = "private_dns_zone_link"
 
     zone: str = Field(description="Zone name (`private_dns_zone/<name>`, new or existing).")
     virtual_network: str = Field(description="VNet name (`virtual_network/<name>`).")
@@ -224,7 +221,6 @@ class NsgRule(Resource):
     """A security rule added to an existing NSG (managed as a child, never replacing others)."""
 
     kind = "nsg_rule"
-    name_rule = "nsg_rule"
 
     nsg: str = Field(description="The NSG (`network_security_group/<name>`).")
     priority: int = Field(ge=100, le=4096, description="100-4096, unique per direction.")

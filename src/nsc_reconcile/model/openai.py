@@ -52,7 +52,6 @@ class ModelDeployment(ChildResource):
     """A model deployment, addressed as `openai_deployment/<account>/<name>`."""
 
     kind = "openai_deployment"
-    name_rule = "openai_deployment"
 
     model: str = Field(description="Model name, e.g. `gpt-4o-mini`.")
     model_version: str = Field(
@@ -85,7 +84,6 @@ class OpenAIAccount(Resource):
     """An Azure OpenAI (Cognitive Services, kind OpenAI) account."""
 
     kind = "openai_account"
-    name_rule = "openai_account"
 
     mode: Literal["create", "reuse"] = Field(
         default="create",

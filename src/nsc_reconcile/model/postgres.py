@@ -26,7 +26,6 @@ class Database(ChildResource):
     """A database on the server, addressed as `postgresql_database/<server>/<name>`."""
 
     kind = "postgresql_database"
-    name_rule = "postgresql_database"
 
     charset: str = Field(default="UTF8", description="Character set.")
     collation: str = Field(default="en_US.utf8", description="Collation.")
@@ -56,7 +55,6 @@ class PostgresqlServer(Resource):
     """A PostgreSQL Flexible Server we create."""
 
     kind = "postgresql_server"
-    name_rule = "postgresql_server"
 
     role: Literal["langfuse", "business"] = Field(
         default="langfuse", description="What it serves; the LangFuse store must be `langfuse`."

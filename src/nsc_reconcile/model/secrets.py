@@ -161,7 +161,6 @@ class KeyVaultSecret(Resource):
     """A secret in the Key Vault, addressed as `key_vault_secret/<name>`."""
 
     kind = "key_vault_secret"
-    name_rule = "key_vault_secret"
 
     source: SecretSource | None = Field(
         default=None, description="Where the value comes from (required unless `value`)."

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from nsc_reconcile import kinds
+from nsc_reconcile.model.access import RoleAssignment, UserAssignedIdentity
 from nsc_reconcile.model.base import FieldPath, Model, Resource, name_of
 from nsc_reconcile.model.docs import Docs
 from nsc_reconcile.model.existing import Existing
@@ -51,20 +53,6 @@ def _not_shared(value: str) -> str:
 Environment = Annotated[
     str, StringConstraints(pattern=ENVIRONMENT_PATTERN), AfterValidator(_not_shared)
 ]
-
-# Top-level collections of managed resources, in the order the plan's phases create them.
-MANAGED_COLLECTIONS = (
-    "openai_accounts",
-    "postgresql_servers",
-    "private_dns_zones",
-    "private_dns_zone_links",
-    "private_endpoints",
-    "nsg_rules",
-    "log_analytics_tables",
-    "data_collection_rules",
-    "action_groups",
-    "log_alerts",
-)
 
 
 class DesiredState(Model):
@@ -116,6 +104,12 @@ class DesiredState(Model):
     )
     action_groups: list[ActionGroup] = Field(default_factory=list, description="Action groups.")
     log_alerts: list[LogAlert] = Field(default_factory=list, description="Log alert rules.")
+    user_assigned_identities: list[UserAssignedIdentity] = Field(
+        default_factory=list, description="Managed identities (and their federated credentials)."
+    )
+    role_assignments: list[RoleAssignment] = Field(
+        default_factory=list, description="Azure role assignments (least privilege)."
+    )
     secrets: Secrets | None = Field(default=None, description="Key Vault secrets.")
     langfuse: Langfuse | None = Field(default=None, description="LangFuse on AKS.")
     smoke: Smoke | None = Field(
@@ -136,21 +130,27 @@ class DesiredState(Model):
         for collection in type(self.existing).model_fields:
             for index, item in enumerate(getattr(self.existing, collection)):
                 yield ("existing", collection, index), item
-        for collection in MANAGED_COLLECTIONS:
-            for index, item in enumerate(getattr(self, collection)):
-                path: FieldPath = (collection, index)
+        # Each managed kind's collection (and its children), in the order the plan's phases
+        # create them: the kind registry's `collection`, `children` and `phase`.
+        for spec in kinds.managed():
+            for path, item in self._collection(spec.collection):
                 yield path, item
-                if isinstance(item, OpenAIAccount):
-                    for sub, deployment in enumerate(item.deployments):
-                        yield (*path, "deployments", sub), deployment
-                if isinstance(item, PostgresqlServer):
-                    for sub, database in enumerate(item.databases):
-                        yield (*path, "databases", sub), database
-        if self.secrets is not None:
-            for index, secret in enumerate(self.secrets.items):
-                yield ("secrets", "items", index), secret
-        if self.langfuse is not None:
-            yield ("langfuse",), self.langfuse
+                for field in spec.children:
+                    for sub, child in enumerate(getattr(item, field)):
+                        yield (*path, field, sub), child
+
+    def _collection(self, where: tuple[str, ...]) -> Iterator[tuple[FieldPath, Resource]]:
+        """The resources at ``where``: a list's items, or one optional resource."""
+        value: object = self
+        for part in where:
+            value = getattr(value, part, None)
+            if value is None:
+                return
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                yield (*where, index), item
+        elif isinstance(value, Resource):
+            yield where, value
 
     def managed(self) -> list[Resource]:
         """The resources this tool writes."""

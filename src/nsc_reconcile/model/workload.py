@@ -97,7 +97,6 @@ class Langfuse(Resource):
     """Self-hosted LangFuse (v3: web + worker, PostgreSQL, ClickHouse, Redis, blob storage)."""
 
     kind = "kubernetes_workload"
-    name_rule = "kubernetes_name"
 
     cluster: str = Field(description="Existing AKS cluster (`aks_cluster/<name>`).")
     namespace: K8sName = Field(default="langfuse", description="Kubernetes namespace.")

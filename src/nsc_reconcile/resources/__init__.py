@@ -1,34 +1,27 @@
-"""The reconcilers, one module per area: the registry the engine looks them up in.
+"""The reconcilers, one module per area, looked up through the kind registry.
 
-Every module of this package may export ``RECONCILERS: dict[kind, Reconciler]``; they are
-collected here, so adding a kind is one new module (and its test cases), nothing else.
+Each kind's ``KindSpec`` (nsc_reconcile.kinds) names its reconciler class (``module:Class``)
+and how an existing kind is read; this package makes them into the tables the engine reads.
+Importing it imports every reconciler module, and so the SDKs (the model layer never does).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.base import Resource
 from nsc_reconcile.resources.base import Reconciler
-from nsc_reconcile.resources.existing import _TYPES as _EXISTING_TYPES
 from nsc_reconcile.resources.existing import ExistingReconciler
 
-
-def _collect() -> dict[str, Reconciler[Any]]:
-    found: dict[str, Reconciler[Any]] = {}
-    for module in pkgutil.iter_modules(__path__):
-        loaded = importlib.import_module(f"{__name__}.{module.name}")
-        for kind, reconciler in getattr(loaded, "RECONCILERS", {}).items():
-            if kind in found:
-                raise RuntimeError(f"two reconcilers for {kind}: {module.name} and another")
-            found[kind] = reconciler
-    return found
-
-
-_RECONCILERS: dict[str, Reconciler[Any]] = _collect()
-_EXISTING: dict[str, Reconciler[Any]] = {k: ExistingReconciler(k) for k in _EXISTING_TYPES}
+_RECONCILERS: dict[str, Reconciler[Any]] = {
+    kind: spec.load_reconciler() for kind, spec in kinds.specs().items() if spec.reconciler
+}
+_EXISTING: dict[str, Reconciler[Any]] = {
+    kind: ExistingReconciler(kind, spec.existing_read)
+    for kind, spec in kinds.specs().items()
+    if spec.existing_read is not None
+}
 
 
 def has_reconciler(resource: Resource) -> bool:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from nsc_reconcile import kinds
 from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown, diff_fields
 from nsc_reconcile.model.base import Resource
 
@@ -182,9 +183,6 @@ class Reconciler(Generic[R]):
     replace_when_failed: ClassVar[bool] = False
     # Carries Azure tags, hence our ownership marks (managed-by, nsc-environment).
     tagged: ClassVar[bool] = False
-    # The `Clients` members this kind reads and writes through (azure.SDK_MODULES keys): the
-    # engine builds them before its worker threads start, so no SDK import runs in a worker.
-    sdk_clients: ClassVar[tuple[str, ...]] = ()
     # Deleting one deletes data (PostgreSQL, Key Vault secrets, tables, OpenAI accounts):
     # `apply --prune` deletes such an orphan only with --allow-data-loss.
     holds_data: ClassVar[bool] = False
@@ -196,6 +194,14 @@ class Reconciler(Generic[R]):
     # list_owned derives what it finds from this kind's reads (ctx.live) instead of list
     # calls of its own: the engine asks it once the reads are done.
     lists_with_read: ClassVar[bool] = False
+
+    @property
+    def sdk_clients(self) -> tuple[str, ...]:
+        """The `Clients` members this kind reads and writes through (azure.SDK_MODULES keys),
+        its KindSpec's `sdk_clients`: the engine builds them before its worker threads
+        start, so no SDK import runs in a worker."""
+        found = kinds.spec(self.kind)
+        return found.sdk_clients if found is not None else ()
 
     def list_owned(self, ctx: Context, scope: tuple[str, str] | None) -> list[Owned]:
         """The live instances of this kind in ``scope`` (None: the state's resource group;

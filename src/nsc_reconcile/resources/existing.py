@@ -6,68 +6,31 @@ customer id, a Key Vault's URI, any resource's ARM id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.existing import ExistingResource
 from nsc_reconcile.resources.base import Context, Live, Reconciler, flatten, to_wire
-
-Getter = Callable[[Context, str, str], Any]
-
-# kind -> (ARM provider/type, the `Clients` member it is read through, how to GET it)
-_TYPES: dict[str, tuple[str, str, Getter]] = {
-    "virtual_network": (
-        "Microsoft.Network/virtualNetworks",
-        "network",
-        lambda ctx, rg, name: ctx.clients.network.virtual_networks.get(rg, name),
-    ),
-    "network_security_group": (
-        "Microsoft.Network/networkSecurityGroups",
-        "network",
-        lambda ctx, rg, name: ctx.clients.network.network_security_groups.get(rg, name),
-    ),
-    "aks_cluster": (
-        "Microsoft.ContainerService/managedClusters",
-        "containerservice",
-        lambda ctx, rg, name: ctx.clients.containerservice.managed_clusters.get(rg, name),
-    ),
-    "container_registry": (
-        "Microsoft.ContainerRegistry/registries",
-        "containerregistry",
-        lambda ctx, rg, name: ctx.clients.containerregistry.registries.get(rg, name),
-    ),
-    "key_vault": (
-        "Microsoft.KeyVault/vaults",
-        "keyvault_mgmt",
-        lambda ctx, rg, name: ctx.clients.keyvault_mgmt.vaults.get(rg, name),
-    ),
-    "log_analytics_workspace": (
-        "Microsoft.OperationalInsights/workspaces",
-        "loganalytics",
-        lambda ctx, rg, name: ctx.clients.loganalytics.workspaces.get(rg, name),
-    ),
-    "postgresql_server": (
-        "Microsoft.DBforPostgreSQL/flexibleServers",
-        "postgres",
-        lambda ctx, rg, name: ctx.clients.postgres.servers.get(rg, name),
-    ),
-    "private_dns_zone": (
-        "Microsoft.Network/privateDnsZones",
-        "privatedns",
-        lambda ctx, rg, name: ctx.clients.privatedns.private_zones.get(rg, name),
-    ),
-}
 
 
 class ExistingReconciler(Reconciler[ExistingResource]):
     """Reads an existing resource of one kind; ``write`` is never called for these."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind  # type: ignore[misc]  # one instance per existing kind
-        self.arm_type, client, self._get = _TYPES[kind]
-        self.sdk_clients = (client,)  # type: ignore[misc]
+    def __init__(self, kind: str, how: kinds.ExistingRead) -> None:
+        # One instance per existing kind, from its KindSpec's `existing_read`.
+        self.kind = kind  # type: ignore[misc]
+        self.arm_type = how.arm_type
+        self._how = how
+
+    @property
+    def sdk_clients(self) -> tuple[str, ...]:
+        return (self._how.client,)
+
+    def _get(self, ctx: Context, group: str, name: str) -> Any:
+        operations = getattr(getattr(ctx.clients, self._how.client), self._how.operations)
+        return operations.get(group, name)
 
     def resource_id(self, ctx: Context, resource: ExistingResource) -> str:
         return f"{ctx.rg_id(resource.resource_group)}/providers/{self.arm_type}/{resource.name}"

@@ -28,7 +28,6 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
-    Reconciler,
     deep_merge,
     norm_id,
     sdk_model,
@@ -124,7 +123,6 @@ class LogAnalyticsTableReconciler(ArmReconciler[LogAnalyticsTable]):
     DELETES the table and its data, and is never done without ``--allow-replace``."""
 
     kind = "log_analytics_table"
-    sdk_clients = ("loganalytics",)
     holds_data = True  # its rows (tables carry no marks: never found as orphans)
     tagged = False  # tables carry no tags
     immutable = PathPattern(r"properties\.schema\.columns\[[^\]]+\]\.type")
@@ -248,7 +246,6 @@ class DataCollectionRuleReconciler(ArmReconciler[DataCollectionRule]):
     survives updates (it is the `log-analytics-dcr-id` secret)."""
 
     kind = "data_collection_rule"
-    sdk_clients = ("monitor",)
     listing = Listing("monitor", "data_collection_rules", delete_method="delete")
 
     PUBLIC_ENDPOINT_NOTE = (
@@ -396,7 +393,6 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
     the value is read (data plane) and put in the request body at write time."""
 
     kind = "action_group"
-    sdk_clients = ("monitor", "secret_client")
     listing = Listing("monitor", "action_groups", delete_method="delete")
     sensitive: ClassVar[frozenset[str]] = frozenset({WEBHOOK_URIS})
 
@@ -567,7 +563,6 @@ class LogAlertReconciler(ArmReconciler[LogAlert]):
     Written with ``skipQueryValidation`` (the table may have been created a moment before)."""
 
     kind = "log_alert"
-    sdk_clients = ("monitor",)
     listing = Listing("monitor", "scheduled_query_rules", delete_method="delete")
     set_like: ClassVar[frozenset[str]] = frozenset({"properties.scopes"})
 
@@ -649,11 +644,3 @@ class LogAlertReconciler(ArmReconciler[LogAlert]):
         if isinstance(normalized.get("kind"), str):
             normalized["kind"] = normalized["kind"].lower()
         return normalized
-
-
-RECONCILERS: dict[str, Reconciler[Any]] = {
-    "log_analytics_table": LogAnalyticsTableReconciler(),
-    "data_collection_rule": DataCollectionRuleReconciler(),
-    "action_group": ActionGroupReconciler(),
-    "log_alert": LogAlertReconciler(),
-}

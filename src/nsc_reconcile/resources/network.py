@@ -18,7 +18,6 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
-    Reconciler,
     deep_merge,
     environment_of,
     flatten,
@@ -86,7 +85,6 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
     by writing the zone group again (Azure then rewrites the record)."""
 
     kind = "private_endpoint"
-    sdk_clients = ("network", "privatedns")
     listing = Listing("network", "private_endpoints", list_method="list")
     # It holds no data: delete and create again (its NIC, zone group, A records follow).
     replace_policy = ReplacePolicy.AUTOMATED
@@ -528,7 +526,6 @@ class NsgRuleReconciler(ArmReconciler[NsgRule]):
     mark (``rule_description``)."""
 
     kind = "nsg_rule"
-    sdk_clients = ("network",)
     tagged = False  # security rules carry no tags
     set_like = frozenset(paths[1] for paths in _FORMS.values())
     listing = Listing(
@@ -620,9 +617,3 @@ class NsgRuleReconciler(ArmReconciler[NsgRule]):
             props.pop(plural, None)
         body = deep_merge({**base, "properties": props}, unflatten(self.declared(ctx, resource)))
         self.put(ctx, resource, body, live.etag if live is not None else None)
-
-
-RECONCILERS: dict[str, Reconciler[Any]] = {
-    "private_endpoint": PrivateEndpointReconciler(),
-    "nsg_rule": NsgRuleReconciler(),
-}

@@ -18,7 +18,6 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
-    Reconciler,
     deep_merge,
     sdk_model,
     tag_fields,
@@ -53,7 +52,6 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
     upgraded to `AIServices` is no drift and keeps its kind on later writes."""
 
     kind = "openai_account"
-    sdk_clients = ("cognitive",)
     holds_data = True  # its keys, deployments and what it learned (soft-deleted: purge)
     listing = Listing("cognitive", "accounts")
     immutable = frozenset({"kind", "location", "properties.customSubDomainName"})
@@ -194,7 +192,6 @@ class ModelDeploymentReconciler(ArmReconciler[ModelDeployment]):
     a newer model version Azure moved it to is no change and is kept on later writes."""
 
     kind = "openai_deployment"
-    sdk_clients = ("cognitive",)
     listing = Listing("cognitive", "deployments", list_method="list", parent="openai_account")
 
     def changes(self, desired: dict[str, Any], live: Live | None) -> list[FieldChange]:
@@ -245,9 +242,3 @@ class ModelDeploymentReconciler(ArmReconciler[ModelDeployment]):
         if name == "name":
             return live.fields.get("name") or resource.name
         return super().output(ctx, resource, live, name)
-
-
-RECONCILERS: dict[str, Reconciler[Any]] = {
-    "openai_account": OpenAIAccountReconciler(),
-    "openai_deployment": ModelDeploymentReconciler(),
-}

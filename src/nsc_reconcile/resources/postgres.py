@@ -16,7 +16,6 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
-    Reconciler,
     sdk_model,
     tag_fields,
     to_wire,
@@ -49,7 +48,6 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
     password; later changes are a PATCH of only the fields that differ (no password)."""
 
     kind = "postgresql_server"
-    sdk_clients = ("postgres", "secret_client")
     holds_data = True
     listing = Listing("postgres", "servers")
     immutable = frozenset({"location", "properties.administratorLogin"})
@@ -201,7 +199,6 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
     """A database on a server we create. Charset and collation are fixed at creation."""
 
     kind = "postgresql_database"
-    sdk_clients = ("postgres",)
     tagged = False
     holds_data = True
     # Databases carry no tags: every database on a server that carries our marks is ours,
@@ -255,9 +252,3 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
                 "replacing it would delete its data, so it is not automated"
             )
         super().write(ctx, resource, live)
-
-
-RECONCILERS: dict[str, Reconciler[Any]] = {
-    "postgresql_server": PostgresqlServerReconciler(),
-    "postgresql_database": PostgresqlDatabaseReconciler(),
-}

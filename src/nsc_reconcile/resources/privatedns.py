@@ -15,7 +15,6 @@ from nsc_reconcile.resources.base import ArmReconciler, Context, Listing, sdk_mo
 
 class PrivateDnsZoneReconciler(ArmReconciler[PrivateDnsZone]):
     kind = "private_dns_zone"
-    sdk_clients = ("privatedns",)
     listing = Listing("privatedns", "private_zones")
     never_orphans = frozenset({LEASE_ZONE})  # the apply lease (lease.py)
 
@@ -40,7 +39,6 @@ class PrivateDnsZoneReconciler(ArmReconciler[PrivateDnsZone]):
 
 class PrivateDnsZoneLinkReconciler(ArmReconciler[PrivateDnsZoneLink]):
     kind = "private_dns_zone_link"
-    sdk_clients = ("privatedns",)
     listing = Listing(
         "privatedns", "virtual_network_links", list_method="list", parent="private_dns_zone"
     )
@@ -89,9 +87,3 @@ class PrivateDnsZoneLinkReconciler(ArmReconciler[PrivateDnsZoneLink]):
             "properties.resolutionPolicy": resource.resolution_policy,
             **tag_fields(ctx.tags(resource.tags, shared=resource.shared)),
         }
-
-
-RECONCILERS = {
-    "private_dns_zone": PrivateDnsZoneReconciler(),
-    "private_dns_zone_link": PrivateDnsZoneLinkReconciler(),
-}

@@ -35,7 +35,6 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
-    Reconciler,
     arm_names,
     to_wire,
 )
@@ -55,7 +54,6 @@ from nsc_reconcile.retry import status_of
 __all__ = [
     "LEGACY_TAG",
     "MAC_TAG",
-    "RECONCILERS",
     "VALUE_TAG",
     "VERSION_TAG",
     "KeyVaultSecretReconciler",
@@ -87,7 +85,6 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
     """One secret of ``state.secrets.vault``; see the module docstring for the comparison."""
 
     kind = "key_vault_secret"
-    sdk_clients = ("keyvault_mgmt", "secret_client")
     holds_data = True
     # ARM lists a vault's secrets with their tags (no value, works outside a private vault's
     # VNet); ARM has no delete for them: delete_orphan uses the data plane.
@@ -519,6 +516,3 @@ def _live_tags(live: Live | None) -> dict[str, str]:
     if live is None:
         return {}
     return {k: v for k, v in _raw_tags(live).items() if k not in _VALUE_TAGS}
-
-
-RECONCILERS: dict[str, Reconciler[Any]] = {"key_vault_secret": KeyVaultSecretReconciler()}

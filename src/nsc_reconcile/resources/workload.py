@@ -122,7 +122,6 @@ class LangfuseReconciler(Reconciler[Langfuse]):
     """The whole LangFuse workload as one resource; fields are prefixed per object."""
 
     kind = "kubernetes_workload"
-    sdk_clients = ("containerservice", "kubernetes_api_client", "secret_client")
     # Orphans come from what read() lists in the namespace (no call of their own).
     lists_with_read = True
     # Objects are deleted and applied again; volumes (PVCs) are kept.
@@ -721,6 +720,3 @@ def _owners_of(path: str, owners: dict[str, list[str]]) -> list[str]:
         if related:
             found += [m for m in managers if m not in found]
     return found
-
-
-RECONCILERS: dict[str, Reconciler[Any]] = {"kubernetes_workload": LangfuseReconciler()}

@@ -27,19 +27,17 @@ def endpoint_facts(run: Run, endpoint: PrivateEndpoint) -> EndpointFacts:
         return run.endpoints[endpoint.name]
     target_kind = endpoint.target.partition("/")[0]
     target_live = run.live(endpoint.target)
+    # The public service suffix, the zone of the A record and the field of the target's
+    # label: the target kind's private-link facts (nsc_reconcile.kinds).
+    link = kinds.private_link(target_kind, endpoint.group_id) or kinds.private_link(target_kind)
     label: str | None = None
     if target_live is not None:
         sub = target_live.fields.get("properties.customSubDomainName")
         label = str(sub) if sub else name_of(target_live.id)
-    elif target_kind == "postgresql_server":
-        label = endpoint.target.partition("/")[2]
-    else:  # an OpenAI account that does not exist yet: its declared subdomain
-        for account in run.state.openai_accounts:
-            if account.address == endpoint.target:
-                label = account.custom_subdomain
-    # The public service suffix and the zone of the A record: the target kind's private-link
-    # facts (nsc_reconcile.kinds).
-    link = kinds.private_link(target_kind, endpoint.group_id) or kinds.private_link(target_kind)
+    elif link is not None:  # a target that does not exist yet: its declared label
+        for _, declared in run.state.resources():
+            if declared.address == endpoint.target:
+                label = str(getattr(declared, link.label_field, declared.name))
     suffix = link.service_suffix if link is not None else ""
     zone = link.zones[0] if link is not None else endpoint.dns_zone_group.zones[0]
     live = run.live(endpoint.address)

@@ -19,12 +19,22 @@ from typing import Any
 
 import psycopg
 
+from nsc_reconcile import kinds
 from nsc_reconcile.model.postgres import PostgresqlServer
 from nsc_reconcile.verification.context import Run, make_check, props_of, same_id
 from nsc_reconcile.verification.endpoints import endpoint_facts
 from nsc_reconcile.verification.results import Check
 
-PORT = 5432
+
+def _link() -> kinds.PrivateLink:
+    """The server kind's private-link facts (port, privatelink zone): nsc_reconcile.kinds."""
+    link = kinds.private_link(PostgresqlServer.kind)
+    if link is None:
+        raise RuntimeError(f"{PostgresqlServer.kind} registers no private link")
+    return link
+
+
+PORT = _link().port
 CONNECT_TIMEOUT = 10  # seconds, per connection
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)  # PostgreSQL's SSLRequest message
 # Where libpq looks for a password when none is given: a path that never exists, so the
@@ -93,8 +103,8 @@ def _smoke_server(run: Run, server: PostgresqlServer) -> list[Check]:
 # ---- connect -----------------------------------------------------------------------------------
 def _connect_check(run: Run, server: PostgresqlServer) -> tuple[_Target | None, Check]:
     """DNS inside the VNet gives the private endpoint's IP (through the privatelink CNAME) and
-    something answers at IP:5432."""
-    cid, title = f"smoke-postgres-connect/{server.name}", f"{server.name}: reachable on 5432"
+    something answers at IP:PORT."""
+    cid, title = f"smoke-postgres-connect/{server.name}", f"{server.name}: reachable on {PORT}"
     wire = run.wire(server.address)
     if wire is None:
         return None, make_check(
@@ -136,7 +146,7 @@ def _connect_check(run: Run, server: PostgresqlServer) -> tuple[_Target | None, 
             f"{fqdn} resolves to {', '.join(found.addresses)}, not the private "
             f"endpoint's IP {expected}"
         )
-    privatelink = f"{server.name}.privatelink.postgres.database.azure.com"
+    privatelink = f"{server.name}.{_link().zones[0]}"
     if found.chain and privatelink not in found.chain:
         problems.append(f"not resolved through the privatelink zone (no CNAME to {privatelink})")
     if problems:

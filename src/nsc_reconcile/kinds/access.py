@@ -1,0 +1,60 @@
+"""The access kinds: user-assigned identities, their federated credentials (AKS workload
+identity) and role assignments."""
+
+from __future__ import annotations
+
+from nsc_reconcile.kinds import KindSpec, Output, Parent, register
+from nsc_reconcile.model.access import FederatedCredential, RoleAssignment, UserAssignedIdentity
+from nsc_reconcile.naming import RULES, NameRule
+
+_MODULE = "nsc_reconcile.resources.access"
+
+register(
+    KindSpec(
+        kind="user_assigned_identity",
+        model=UserAssignedIdentity,
+        reconciler=f"{_MODULE}:UserAssignedIdentityReconciler",
+        name_rule=NameRule(
+            3,
+            128,
+            r"[A-Za-z0-9][A-Za-z0-9_-]*",
+            "alphanumerics, hyphens and underscores; start with an alphanumeric",
+        ),
+        collection=("user_assigned_identities",),
+        children=("federated_credentials",),
+        phase=5,
+        sdk_clients=("msi",),
+        outputs=(Output("principal_id"), Output("client_id")),
+    )
+)
+register(
+    KindSpec(
+        kind="federated_identity_credential",
+        model=FederatedCredential,
+        reconciler=f"{_MODULE}:FederatedCredentialReconciler",
+        name_rule=NameRule(
+            3,
+            120,
+            r"[A-Za-z0-9][A-Za-z0-9_-]*",
+            "alphanumerics, hyphens and underscores; start with an alphanumeric",
+        ),
+        phase=6,
+        parent=Parent("user_assigned_identity", "identity"),
+        sdk_clients=("msi",),
+    )
+)
+register(
+    KindSpec(
+        kind="role_assignment",
+        model=RoleAssignment,
+        reconciler=f"{_MODULE}:RoleAssignmentReconciler",
+        # The label of the grant in the file; its Azure name is a UUID v5 (resources/access.py).
+        name_rule=RULES["kubernetes_name"],
+        collection=("role_assignments",),
+        phase=105,  # after the secrets (100) they may be scoped to, before the workload (110)
+        sdk_clients=("authorization",),
+        # Right after an identity is created the directory may not know its principal yet
+        # (replication delay; Azure Service Operator's recordings show it): try again.
+        transient_codes=frozenset({"PrincipalNotFound"}),
+    )
+)
