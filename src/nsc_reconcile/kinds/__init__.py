@@ -1,13 +1,13 @@
 """The kind registry: what is known about each resource kind, in one place per kind.
 
 Every module of this package calls ``register(KindSpec(...))`` for the kinds of its area:
-the model class, the reconciler (by the resources module exporting it in ``RECONCILERS``,
-imported lazily: the model layer reads this registry and must import no SDK), the outputs a
-kind offers to secrets with their sensitivity, and the private-link facts of a
-private-endpoint target (group id, privatelink zones, public service suffix, service port).
-Everything that used to keep its own copy of these tables (the secret-source check, the
-engine's redaction of sensitive outputs, the endpoint policy, the verify checks) reads them
-from here.
+the model classes, the reconciler (``module:Class``, imported lazily: the model layer reads
+this registry and must import no SDK), the naming rule, where the desired state holds the
+kind and its children, its creation phase (deletion is the reverse), a parent edge, the SDK
+clients, how an existing kind is read, retry differences, the outputs a kind offers with
+their sensitivity, and the private-link facts of a private-endpoint target. Everything that
+used to keep its own per-kind table (naming, state, graph, orphans, retry, the reconciler
+and existing tables, redaction, the endpoint policy, the verify checks) reads them from here.
 
 The modules are imported on the first lookup, not when this package is imported, so a model
 module may import the registry while a kind module imports that model.

@@ -17,6 +17,7 @@ from nsc_reconcile.model.access import RoleAssignment, UserAssignedIdentity
 from nsc_reconcile.model.base import FieldPath, Model, Resource, name_of
 from nsc_reconcile.model.docs import Docs
 from nsc_reconcile.model.existing import Existing
+from nsc_reconcile.model.images import ContainerImage
 from nsc_reconcile.model.gate import Gate
 from nsc_reconcile.model.monitoring import (
     ActionGroup,
@@ -109,6 +110,10 @@ class DesiredState(Model):
     )
     role_assignments: list[RoleAssignment] = Field(
         default_factory=list, description="Azure role assignments (least privilege)."
+    )
+    container_images: list[ContainerImage] = Field(
+        default_factory=list,
+        description="Images the workload runs, imported into the registry, pinned by digest.",
     )
     secrets: Secrets | None = Field(default=None, description="Key Vault secrets.")
     langfuse: Langfuse | None = Field(default=None, description="LangFuse on AKS.")
