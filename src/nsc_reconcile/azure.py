@@ -76,8 +76,10 @@ SDK_MODULES: dict[str, tuple[str, ...]] = {
     "containerservice": ("azure.mgmt.containerservice",),
     "containerregistry": ("azure.mgmt.containerregistry",),
     "keyvault_mgmt": ("azure.mgmt.keyvault",),
-    "authorization": ("azure.mgmt.authorization",),
-    "msi": ("azure.mgmt.msi",),
+    # Multi-API packages: the client imports the versioned package of an operations group on
+    # its first use (role_assignments, role_definitions: 2022-04-01; identities: 2024-11-30).
+    "authorization": ("azure.mgmt.authorization", "azure.mgmt.authorization.v2022_04_01"),
+    "msi": ("azure.mgmt.msi", "azure.mgmt.msi.v2024_11_30"),
     "resource": ("azure.mgmt.resource.resources",),
     "secret_client": ("azure.keyvault.secrets",),
     "logs_ingestion_client": ("azure.monitor.ingestion",),

@@ -2,9 +2,11 @@
 
 Each file under cases/<kind>/ holds a resource as declared in YAML, the live resource as
 Azure's GET returns it (full of server-populated fields, or null when absent), the outputs
-and live state of other resources it needs, and the expected action and changes. The
-reconciler's own desired/normalize logic and the engine's diff run unchanged; only the GET is
-replaced by the recorded live body (no SDK is called or patched).
+and live state of other resources it needs, Azure's answer to a lookup the kind makes
+(`role_definitions`: the role definition list a role assignment resolves its role with), and
+the expected action and changes. The reconciler's own desired/normalize logic and the
+engine's diff run unchanged; only the GET and that lookup are replaced by the recorded answers
+(no SDK is called or patched).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from nsc_reconcile import load_desired_state
+from nsc_reconcile import kinds, load_desired_state
 from nsc_reconcile.changes import Action, Unknown
 from nsc_reconcile.model.base import ChildResource, Resource
 from nsc_reconcile.resources import reconciler_for
@@ -31,17 +33,37 @@ class _Target:
     subscription_id = SUBSCRIPTION
 
 
+class _RoleDefinitions:
+    """The role definition list as Azure answered it (the case's `role_definitions`); the
+    reconciler itself picks the one of the role's name, as it does with Azure's answer."""
+
+    def __init__(self, answer: list[dict[str, Any]]) -> None:
+        self._answer = answer
+
+    def list(self, scope: str, filter: str | None = None) -> list[dict[str, Any]]:
+        del scope, filter
+        return list(self._answer)
+
+
+class _Authorization:
+    def __init__(self, role_definitions: list[dict[str, Any]]) -> None:
+        self.role_definitions = _RoleDefinitions(role_definitions)
+
+
 class _Clients:
-    """Never used for calls here: desired() and diff work from recorded data only."""
+    """Makes no calls: desired() and diff work from the case's recorded data only."""
 
     target = _Target()
 
+    def __init__(self, case: dict[str, Any]) -> None:
+        self.authorization = _Authorization(case.get("role_definitions", []))
+
 
 def _model_for(kind: str) -> type[Resource]:
-    for _, resource in SEED.resources():
-        if resource.kind == kind and not resource.existing:
-            return type(resource)
-    raise LookupError(f"no managed {kind} in desired_state.yaml to take the model from")
+    found = kinds.spec(kind)
+    if found is None or found.model is None:
+        raise LookupError(f"no managed kind {kind!r} is registered")
+    return found.model
 
 
 def _live(wire: dict[str, Any] | None) -> Live | None:
@@ -87,7 +109,7 @@ def test_case(path: Path) -> None:
     def live_of(address: str) -> Live | None:  # the resource's own live state, as read
         return live if address == resource.address else others.get(address)
 
-    ctx = Context(SEED, _Clients(), output_of, live_of)  # type: ignore[arg-type]
+    ctx = Context(SEED, _Clients(case), output_of, live_of)  # type: ignore[arg-type]
     if live is not None:
         live = reconciler.refine(ctx, resource, live)
     desired = reconciler.desired(ctx, resource)

@@ -12,9 +12,9 @@ DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 
 class ContainerImage(Resource):
-    """One image ``<repository>:<tag>`` in the registry, with exactly the manifest ``digest``.
-    `name` is the label of the image in this file. Missing: imported (``importImage``) from
-    ``<source_registry>/<repository>@<digest>``; another digest under the tag: imported again
+    """One image `<repository>:<tag>` in the registry, with exactly the manifest `digest`.
+    `name` is the label of the image in this file. Missing: imported (`importImage`) from
+    `<source_registry>/<repository>@<digest>`; another digest under the tag: imported again
     over it (mode Force)."""
 
     kind = "container_image"

@@ -17,8 +17,8 @@ from nsc_reconcile.model.access import RoleAssignment, UserAssignedIdentity
 from nsc_reconcile.model.base import FieldPath, Model, Resource, name_of
 from nsc_reconcile.model.docs import Docs
 from nsc_reconcile.model.existing import Existing
-from nsc_reconcile.model.images import ContainerImage
 from nsc_reconcile.model.gate import Gate
+from nsc_reconcile.model.images import ContainerImage
 from nsc_reconcile.model.monitoring import (
     ActionGroup,
     DataCollectionRule,

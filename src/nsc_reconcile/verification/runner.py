@@ -10,6 +10,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.model.network import PrivateEndpoint
+from nsc_reconcile.verification.access import (
+    check_container_image,
+    check_kubelet_acr_pull,
+    check_role_assignment,
+    check_vault_least_privilege,
+    vaults_of_consumers,
+)
 from nsc_reconcile.verification.alerts import check_action_group, check_alert_rules
 from nsc_reconcile.verification.context import Run, make_check
 from nsc_reconcile.verification.dns import check_endpoint_dns
@@ -127,6 +134,17 @@ def run_checks(
         add(f"key-vault-secrets/{state.secrets.vault}", title, check_key_vault_secrets)
         title = f"{EXECUTE_MODE_KEY} matches the environment rule"
         add(f"execute-mode/{EXECUTE_MODE_KEY}", title, check_execute_mode)
+    for grant in state.role_assignments:
+        add(
+            f"role_assignment/{grant.name}", "Role assignment present", check_role_assignment, grant
+        )
+        if grant.principal.aks_kubelet is not None and grant.role == "AcrPull":
+            add(f"acr-pull/{grant.scope_name}", "AcrPull", check_kubelet_acr_pull, grant)
+    for vault in vaults_of_consumers(run):
+        title = "No broader grant at the vault"
+        add(f"vault-least-privilege/{vault}", title, check_vault_least_privilege, vault)
+    for image in state.container_images:
+        add(f"container_image/{image.name}", "Image in the registry", check_container_image, image)
     add("alert-rules", "Alert rules exist, enabled, wired", check_alert_rules)
     for group in state.action_groups:
         title = "Action group exists and is enabled"
