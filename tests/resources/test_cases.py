@@ -7,14 +7,28 @@ and live state of other resources it needs, Azure's answer to a lookup the kind 
 the expected action and changes. The reconciler's own desired/normalize logic and the
 engine's diff run unchanged; only the GET and that lookup are replaced by the recorded answers
 (no SDK is called or patched).
+
+A kind that reads a data plane over plain HTTPS (container images: the registry's token
+exchange and manifest HEAD) records the HTTP answers instead (`http`: `METHOD path` ->
+status, headers, JSON body): its real `read` runs through azure-core and requests, and only
+the socket is replaced (a requests transport adapter answers from the recording; a request
+not recorded fails the case). Nothing connects anywhere.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
 from ruamel.yaml import YAML
 
 from nsc_reconcile import kinds, load_desired_state
@@ -29,8 +43,48 @@ SEED = load_desired_state(DESIRED_STATE)
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000a1b2"
 
 
+class _Credential:
+    """An ARM token for the registry's token exchange (the recording answers it)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        del scopes, kwargs
+        return AccessToken("recorded-arm-token", 2**31)
+
+
 class _Target:
     subscription_id = SUBSCRIPTION
+    arm_url = None  # Azure itself: a data plane is addressed by its own host name
+    credential = _Credential()
+
+
+class _Recorded(BaseAdapter):
+    """Answers HTTP requests from the case's recording (`http`); never opens a socket."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self._answers = answers
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        del kwargs
+        key = f"{request.method} {urllib.parse.urlsplit(request.url or '').path}"
+        if key not in self._answers:
+            raise AssertionError(f"the case records no answer to {key}")
+        answer = self._answers[key]
+        body = b"" if answer.get("json") is None else json.dumps(answer["json"]).encode()
+        response = requests.Response()
+        response.status_code = int(answer["status"])
+        response.headers = CaseInsensitiveDict(answer.get("headers") or {})
+        if body:
+            response.headers.setdefault("Content-Type", "application/json")
+        response.raw = io.BytesIO(body)
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
 
 
 class _RoleDefinitions:
@@ -57,6 +111,13 @@ class _Clients:
 
     def __init__(self, case: dict[str, Any]) -> None:
         self.authorization = _Authorization(case.get("role_definitions", []))
+        self._http = case.get("http", {})
+
+    def _transport_kwargs(self) -> dict[str, Any]:
+        session = requests.Session()
+        session.mount("https://", _Recorded(self._http))
+        session.mount("http://", _Recorded(self._http))
+        return {"transport": RequestsTransport(session=session), "retry_total": 0}
 
 
 def _model_for(kind: str) -> type[Resource]:
@@ -110,6 +171,9 @@ def test_case(path: Path) -> None:
         return live if address == resource.address else others.get(address)
 
     ctx = Context(SEED, _Clients(case), output_of, live_of)  # type: ignore[arg-type]
+    if "http" in case:  # the real read, its HTTP answered by the recording (a fresh
+        # reconciler: the shared one keeps data-plane clients of earlier cases)
+        live = type(reconciler)().read(ctx, resource)
     if live is not None:
         live = reconciler.refine(ctx, resource, live)
     desired = reconciler.desired(ctx, resource)
