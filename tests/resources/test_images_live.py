@@ -139,3 +139,23 @@ def test_an_image_the_source_does_not_have_fails_naming_it(emu: Emulator, tmp_pa
 @pytest.fixture(autouse=True)
 def _fresh_registry(emu: Emulator) -> None:
     emu.world.images.clear()
+
+
+def test_each_run_gets_its_own_registry_client(emu: Emulator) -> None:
+    """The data-plane client is cached per Clients object, never by a reusable id(): a later
+    run (another emulator, another credential) never gets an earlier run's client."""
+    import gc
+    from types import SimpleNamespace
+
+    from nsc_reconcile.resources import managed_reconcilers
+
+    reconciler: Any = managed_reconcilers()["container_image"]
+    first = Clients(AzureTarget.for_emulator(emu.info["arm"]))
+    second = Clients(AzureTarget.for_emulator(emu.info["arm"]))
+    one = reconciler.client(SimpleNamespace(clients=first), "nscacrdev.azurecr.io")
+    assert reconciler.client(SimpleNamespace(clients=first), "NSCACRDEV.azurecr.io") is one
+    assert reconciler.client(SimpleNamespace(clients=second), "nscacrdev.azurecr.io") is not one
+    del first, one
+    gc.collect()
+    assert second in reconciler._clients
+    assert len(reconciler._clients) == 1

@@ -18,6 +18,7 @@ import ipaddress
 import threading
 import time
 import urllib.parse
+import weakref
 from typing import Any
 
 from nsc_reconcile.model.images import ContainerImage
@@ -153,16 +154,21 @@ class ContainerImageReconciler(Reconciler[ContainerImage]):
     kind = "container_image"
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[int, str], RegistryClient] = {}
+        # Keyed by the run's Clients object itself (weakly): an id() could be reused by a later
+        # Clients and hand it an earlier run's transport, credential and base URL.
+        self._clients: weakref.WeakKeyDictionary[Any, dict[str, RegistryClient]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     def client(self, ctx: Context, login_server: str) -> RegistryClient:
         """The data-plane client of ``login_server`` for this run's clients (cached)."""
-        key = (id(ctx.clients), login_server.lower())
         with self._lock:
-            if key not in self._clients:
-                self._clients[key] = RegistryClient(ctx.clients, login_server)
-            return self._clients[key]
+            per_run = self._clients.setdefault(ctx.clients, {})
+            server = login_server.lower()
+            if server not in per_run:
+                per_run[server] = RegistryClient(ctx.clients, login_server)
+            return per_run[server]
 
     def resource_id(self, ctx: Context, resource: ContainerImage) -> str:
         try:
