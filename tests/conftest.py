@@ -150,6 +150,23 @@ def verify_on(state: DesiredState, emu: Emulator, **kwargs: Any) -> VerifyReport
     return nsc_reconcile.verify(state, Clients(AzureTarget.for_emulator(emu.info["arm"])), **kwargs)
 
 
+# Read-only POSTs: ARM "list" actions (listKeys, listClusterUserCredential).
+LIST_ACTION = ("/listkeys", "/listclusterusercredential")
+
+
+def write_requests(ctl: Callable[..., Any]) -> list[str]:
+    """Requests in the emulator's log that change something, as ``plane METHOD path``: any
+    PUT/PATCH/DELETE, any POST but a list action."""
+    found = []
+    for request in ctl("GET", "requests"):
+        method, path = request["method"], str(request["path"]).lower()
+        if method in ("PUT", "PATCH", "DELETE") or (
+            method == "POST" and not path.endswith(LIST_ACTION)
+        ):
+            found.append(f"{request['plane']} {method} {request['path']}")
+    return found
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the CLI in this process with ``args``; returns its exit code, stdout and stderr."""
     with pytest.raises(SystemExit) as exit_info:

@@ -30,7 +30,7 @@ from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.resources.workload import RESTARTED_AT
 from nsc_reconcile.rotate import RotationError, StepResult, plan_rotations, run_rotations
 from nsc_reconcile.verification import Status
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_requests
 from tests.paths import DESIRED_STATE
 from tests.realpg import pg_connect, requires_postgres
 
@@ -43,7 +43,6 @@ OPENAI_SECRET = "azure-openai-api-key"
 NEXTAUTH_SECRET = "langfuse-nextauth-secret"
 NAMESPACE = "langfuse"
 DEPLOYMENTS = ("langfuse", "langfuse-worker")
-LIST_ACTION = ("/listkeys", "/listclusterusercredential")  # read-only POSTs
 
 
 def _write_state(tmp_path: Path, data: dict[str, Any]) -> DesiredState:
@@ -51,18 +50,6 @@ def _write_state(tmp_path: Path, data: dict[str, Any]) -> DesiredState:
     with path.open("w", encoding="utf-8") as handle:
         YAML(typ="safe").dump(data, handle)
     return load_desired_state(path)
-
-
-def _writes(ctl: Callable[..., Any]) -> list[str]:
-    """Requests that change something: any PUT/PATCH/DELETE, any POST but a list action."""
-    found = []
-    for request in ctl("GET", "requests"):
-        method, path = request["method"], str(request["path"]).lower()
-        if method in ("PUT", "PATCH", "DELETE") or (
-            method == "POST" and not path.endswith(LIST_ACTION)
-        ):
-            found.append(f"{request['plane']} {method} {request['path']}")
-    return found
 
 
 def _secret_data(kube: k8s.ApiClient, key: str) -> str:
@@ -126,7 +113,7 @@ def test_a_dry_run_prints_the_steps_and_writes_nothing(
     assert f"rotate {OPENAI_SECRET} (key of openai_account/{ACCOUNT}: Key1 in use):" in out
     assert f"2. regenerate Key2 of openai_account/{ACCOUNT} (not in use" in out
     assert f"4. regenerate Key1 of openai_account/{ACCOUNT} (the old key" in out
-    assert _writes(ctl) == []
+    assert write_requests(ctl) == []
     after = {n: vault_client.get_secret(n).properties.version for n in (PG_SECRET, OPENAI_SECRET)}
     assert after == before
     values = [vault_client.get_secret(n).value or "" for n in (PG_SECRET, OPENAI_SECRET)]
@@ -305,7 +292,7 @@ def test_an_external_key_is_refused_with_what_a_person_must_do(
     assert "--file TOKEN_FILE" in text
     assert "revoke the old token: `databricks tokens delete OLD_TOKEN_ID`" in text
     assert DATABRICKS_TOKEN_VALUE not in out + err
-    assert _writes(ctl) == []
+    assert write_requests(ctl) == []
 
 
 @pytest.mark.usefixtures("desired_state")
@@ -320,7 +307,7 @@ def test_unknown_and_plain_keys_are_refused_before_anything_is_read(
     assert "no Key Vault secret named no-such-key in the desired state; declared: " in text
     assert "azure-openai-api-key, azure-openai-endpoint" in text
     assert "agent-execute-mode is not a credential (`sensitive: false`)" in text
-    assert _writes(ctl) == []
+    assert write_requests(ctl) == []
 
 
 @pytest.mark.usefixtures("applied")
@@ -348,7 +335,7 @@ def test_from_outside_a_private_vault_nothing_is_written_and_the_reason_is_named
         "ForbiddenByConnection): for a private vault, run inside its VNet; nothing was written"
     ) in text
     assert f"cannot read secret {OPENAI_SECRET} from Key Vault nsc-kv-dev" in text
-    assert _writes(ctl) == []
+    assert write_requests(ctl) == []
     assert password
     assert _password_matches(ctl, clients, password)
     assert _keys(clients) == keys

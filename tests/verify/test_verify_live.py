@@ -21,7 +21,7 @@ from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport, run_checks
-from tests.conftest import run_cli, verify_on
+from tests.conftest import run_cli, verify_on, write_requests
 from tests.paths import DESIRED_STATE
 
 RG = "2dt-final-team4"
@@ -30,20 +30,6 @@ ACCOUNT_ID = (
     "providers/Microsoft.CognitiveServices/accounts/nsc-aoai-dev"
 )
 TABLE = "NscAgentEvents_CL"
-# Read-only POSTs: ARM "list" actions (listKeys, listClusterUserCredential).
-LIST_ACTION = ("/listkeys", "/listclusterusercredential")
-
-
-def _writes(ctl: Callable[..., Any]) -> list[str]:
-    """Requests that change something: any PUT/PATCH/DELETE, any POST but a list action."""
-    found = []
-    for request in ctl("GET", "requests"):
-        method, path = request["method"], str(request["path"]).lower()
-        if method in ("PUT", "PATCH", "DELETE") or (
-            method == "POST" and not path.endswith(LIST_ACTION)
-        ):
-            found.append(f"{request['plane']} {method} {request['path']}")
-    return found
 
 
 def _statuses(report: VerifyReport) -> dict[str, Status]:
@@ -80,7 +66,7 @@ def test_after_apply_every_check_passes_and_verify_writes_nothing(
         "action-group/nsc-ag-agent-dev",
         "plan-clean",
     }
-    assert _writes(ctl) == []
+    assert write_requests(ctl) == []
     # Evidence a reviewer can trust: the NIC IP, the record, the resolution chain.
     ip = report.get("pe-connection/nsc-pe-openai").evidence.split("private IP ")[1].split(";")[0]
     assert ip.startswith("10.10.1.")
@@ -131,7 +117,7 @@ def test_baseline_fails_with_evidence_and_the_cli_exits_3(
     assert "create openai_account/nsc-aoai-dev" in checks["plan-clean"]["detail"]
     # The existing zone's VNet link predates this tool: that part already holds.
     assert checks["pe-zone-link/nsc-pe-pg-langfuse"]["status"] == "PASS"
-    assert _writes(ctl) == []
+    assert write_requests(ctl) == []
 
 
 def test_public_access_enabled_on_the_account_fails_that_check(
@@ -227,7 +213,7 @@ def test_smoke_posts_one_event_per_type_and_they_land(
     assert len({r["IncidentId"] for r in rows}) == 1
     assert rows[0]["IncidentId"] in report.get("smoke-alert-landed/NscAgentEvents_CL").evidence
     # The only write is the one ingestion upload.
-    assert [w.split(" ")[0:2] for w in _writes(ctl)] == [["ingestion", "POST"]]
+    assert [w.split(" ")[0:2] for w in write_requests(ctl)] == [["ingestion", "POST"]]
 
 
 def test_a_non_loopback_resolver_is_refused_for_the_emulator(

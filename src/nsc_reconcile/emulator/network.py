@@ -22,21 +22,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
+from nsc_reconcile.emulator.arm.ids import resource_type_of
 from nsc_reconcile.emulator.dns import PRIVATE_LINK_ZONES, public_address
+from nsc_reconcile.emulator.kinds.endpoints import endpoint_connections, nic_ip
+
+if TYPE_CHECKING:
+    from nsc_reconcile.emulator.arm import World
 
 __all__ = ["Entrance", "Listener", "Network", "Route"]
 
 Entrance = Literal["private", "public"]
 Listener = Callable[[str, Entrance], "tuple[str, int] | None"]
 PE_TYPE = "Microsoft.Network/privateEndpoints"
-
-
-class WorldView(Protocol):
-    def list_by_type(self, arm_type: str) -> list[dict[str, Any]]: ...
-
-    def get(self, rid: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Route:
 class Network:
     """The routes of the emulated world (see the module docstring). Thread-safe."""
 
-    def __init__(self, world: WorldView) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
         self._lock = threading.Lock()
         self._services: dict[str, tuple[int, Listener]] = {}  # lower-case ARM type
@@ -99,13 +98,13 @@ class Network:
         self, address: str, port: int, services: dict[str, tuple[int, Listener]]
     ) -> tuple[str, Entrance, str, Listener] | None:
         for pe in self.world.list_by_type(PE_TYPE):
-            if _nic_ip(self.world, pe) != address:
+            if nic_ip(self.world, pe) != address:
                 continue
-            for connection in _connections(pe):
+            for _, connection in endpoint_connections(pe.get("properties") or {}):
                 cprops = connection.get("properties") or {}
                 state = (cprops.get("privateLinkServiceConnectionState") or {}).get("status")
                 target = str(cprops.get("privateLinkServiceId") or "")
-                service = services.get(_arm_type(target).lower())
+                service = services.get(_type_of(target).lower())
                 if state != "Approved" or service is None or service[0] != port:
                     continue
                 what = f"private endpoint {pe.get('name')} -> {target}"
@@ -128,29 +127,8 @@ class Network:
         return None
 
 
-def _connections(pe: dict[str, Any]) -> list[dict[str, Any]]:
-    props = pe.get("properties") or {}
-    return [
-        *(props.get("privateLinkServiceConnections") or []),
-        *(props.get("manualPrivateLinkServiceConnections") or []),
-    ]
-
-
-def _nic_ip(world: WorldView, pe: dict[str, Any]) -> str | None:
-    for ref in (pe.get("properties") or {}).get("networkInterfaces") or []:
-        nic = world.get(str(ref.get("id", "")))
-        for config in ((nic or {}).get("properties") or {}).get("ipConfigurations") or []:
-            ip = (config.get("properties") or {}).get("privateIPAddress")
-            if ip:
-                return str(ip)
-    return None
-
-
-def _arm_type(resource_id: str) -> str:
-    parts = [p for p in resource_id.split("/") if p]
-    lowered = [p.lower() for p in parts]
-    if "providers" not in lowered:
+def _type_of(resource_id: str) -> str:
+    try:
+        return resource_type_of(resource_id)
+    except ValueError:  # not a resource id: nothing serves it
         return ""
-    idx = len(lowered) - 1 - lowered[::-1].index("providers")
-    rest = parts[idx + 1 :]
-    return "/".join([rest[0], *rest[1::2]]) if rest else ""
