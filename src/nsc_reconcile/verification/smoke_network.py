@@ -7,6 +7,7 @@ endpoint on its service port. One check per endpoint. Reads only (ARM GETs).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,40 +80,35 @@ def _cache(run: Run) -> dict[str, Any]:
     return cache
 
 
-def _read_vnet(run: Run, vnet_id: str) -> Vnet:
-    """The VNet as the engine read it (a declared existing VNet), else one GET."""
+def _read_existing(
+    run: Run, arm_id: str, declared: Iterable[Any], get: Callable[[str, str], Any]
+) -> dict[str, Any]:
+    """An existing resource's wire JSON as the engine read it (one of ``declared``), else one
+    GET through ``get(resource_group, name)``; cached for the run."""
     cache = _cache(run)
-    key = f"vnet:{vnet_id.lower()}"
+    key = f"wire:{arm_id.lower()}"
     if key not in cache:
         wire = None
-        for declared in run.state.existing.virtual_networks:
-            live = run.wire(declared.address)
-            if live is not None and same_id(live.get("id"), vnet_id):
+        for resource in declared:
+            live = run.wire(resource.address)
+            if live is not None and same_id(live.get("id"), arm_id):
                 wire = live
-        if wire is None:
-            raw = run.clients.network.virtual_networks.get(rg_of(vnet_id), name_of(vnet_id))
-            wire = to_wire(raw)
-        cache[key] = Vnet(vnet_id, wire)
-    vnet: Vnet = cache[key]
-    return vnet
+        cache[key] = wire if wire is not None else to_wire(get(rg_of(arm_id), name_of(arm_id)))
+    found: dict[str, Any] = cache[key]
+    return found
+
+
+def _read_vnet(run: Run, vnet_id: str) -> Vnet:
+    """The VNet as the engine read it (a declared existing VNet), else one GET."""
+    networks = run.state.existing.virtual_networks
+    get = run.clients.network.virtual_networks.get
+    return Vnet(vnet_id, _read_existing(run, vnet_id, networks, get))
 
 
 def _read_nsg(run: Run, nsg_id: str) -> dict[str, Any]:
     """The NSG as the engine read it (a declared existing NSG), else one GET."""
-    cache = _cache(run)
-    key = f"nsg:{nsg_id.lower()}"
-    if key not in cache:
-        wire = None
-        for nsg in run.state.existing.network_security_groups:
-            live = run.wire(nsg.address)
-            if live is not None and same_id(live.get("id"), nsg_id):
-                wire = live
-        if wire is None:
-            raw = run.clients.network.network_security_groups.get(rg_of(nsg_id), name_of(nsg_id))
-            wire = to_wire(raw)
-        cache[key] = wire
-    found: dict[str, Any] = cache[key]
-    return found
+    groups = run.state.existing.network_security_groups
+    return _read_existing(run, nsg_id, groups, run.clients.network.network_security_groups.get)
 
 
 def _nsg_layer(run: Run, holder: str, nsg_ref: Any, direction: str, bypass: str = "") -> Layer:
