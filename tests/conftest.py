@@ -152,16 +152,20 @@ def verify_on(state: DesiredState, emu: Emulator, **kwargs: Any) -> VerifyReport
 
 # Read-only POSTs: ARM "list" actions (listKeys, listClusterUserCredential).
 LIST_ACTION = ("/listkeys", "/listclusterusercredential")
+REGISTRY_TOKEN = ("/oauth2/exchange", "/oauth2/token")
 
 
 def write_requests(ctl: Callable[..., Any]) -> list[str]:
     """Requests in the emulator's log that change something, as ``plane METHOD path``: any
-    PUT/PATCH/DELETE, any POST but a list action."""
+    PUT/PATCH/DELETE, any POST but a list action or a registry token exchange (``POST
+    /oauth2/exchange`` and ``/oauth2/token`` on the ACR data plane only read)."""
     found = []
     for request in ctl("GET", "requests"):
         method, path = request["method"], str(request["path"]).lower()
         if method in ("PUT", "PATCH", "DELETE") or (
-            method == "POST" and not path.endswith(LIST_ACTION)
+            method == "POST"
+            and not path.endswith(LIST_ACTION)
+            and not path.startswith(REGISTRY_TOKEN)
         ):
             found.append(f"{request['plane']} {method} {request['path']}")
     return found

@@ -26,13 +26,12 @@ from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.docs import DocumentPaths
 from nsc_reconcile.model.state import DesiredState
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_requests
 from tests.paths import DESIRED_STATE
 
 RG_ID = "/subscriptions/00000000-0000-0000-0000-00000000a1b2/resourceGroups/2dt-final-team4"
 PE_ID = f"{RG_ID}/providers/Microsoft.Network/privateEndpoints/"
 ZONE_ID = f"{RG_ID}/providers/Microsoft.Network/privateDnsZones/"
-LIST_ACTION = ("/listkeys", "/listclusterusercredential")  # read-only POSTs
 SECTIONS = ("4.3", "6.6", "7.2", "7.3", "credentials")
 
 
@@ -49,13 +48,9 @@ def write_state(folder: Path, language: str | None = None) -> Path:
 
 
 def writes(ctl: Callable[..., Any]) -> list[str]:
-    """Requests that change something: any PUT/PATCH/DELETE, any POST but a list action."""
-    return [
-        f"{r['plane']} {r['method']} {r['path']}"
-        for r in ctl("GET", "requests")
-        if r["method"] in ("PUT", "PATCH", "DELETE")
-        or (r["method"] == "POST" and not str(r["path"]).lower().endswith(LIST_ACTION))
-    ]
+    """Requests that change something (tests/conftest.py: a list action or the registry's
+    token exchange only reads)."""
+    return write_requests(ctl)
 
 
 def nic_of(ctl: Callable[..., Any], endpoint: str) -> dict[str, Any]:
@@ -127,7 +122,17 @@ def test_documents_carry_live_ips_fqdns_ids_and_nothing_is_written(
     assert "`nsc-kv-dev`: Azure RBAC" in security
     assert "| `langfuse-nextauth-secret` | `NEXTAUTH_SECRET` | `Deployment/langfuse env " \
            "NEXTAUTH_SECRET`, `Deployment/langfuse-worker env NEXTAUTH_SECRET` |" in security  # fmt: skip
-    assert "No role assignments are declared in the desired state." in security
+    # The consumers' grants (seed §9), as declared.
+    assert "No role assignments are declared" not in security
+    assert (
+        '- `deployer-writes-secrets` (principal `{"caller": true}`, consumer `deployer`, scope '
+        "`key_vault/nsc-kv-dev`, role `Key Vault Secrets Officer`)" in security
+    )
+    assert (
+        '- `agent-reads-agent-execute-mode` (principal `{"identity": "id-nsc-agent-dev"}`, '
+        "consumer `runtime`, scope `key_vault_secret/agent-execute-mode`, role "
+        "`Key Vault Secrets User`)" in security
+    )
     credentials = sections["credentials"]
     assert "`az keyvault secret show --vault-name nsc-kv-dev --name azure-openai-api-key " \
            "--query value -o tsv`" in credentials  # fmt: skip

@@ -398,7 +398,7 @@ class Engine:
                 )  # fmt: skip
             return ResourcePlan(address, Action.READ, id=resource_id, fingerprint=live.fingerprint)
         blocked = sorted(
-            d for d in self.graph.depends_on[address]
+            d for d in self.graph.needs(address)
             if d in plans and plans[d].action is Action.BLOCKED
         )  # fmt: skip
         if blocked:
@@ -564,7 +564,10 @@ class Engine:
                     if not deps <= results.keys():
                         continue
                     pending.remove(address)
-                    bad = sorted(d for d in deps if results[d].outcome in _STOPPING)
+                    bad = sorted(
+                        d for d in deps & self.graph.needs(address)
+                        if results[d].outcome in _STOPPING
+                    )  # fmt: skip
                     if bad:
                         results[address] = ResourceResult(
                             address, Outcome.SKIPPED, detail=f"skipped: {', '.join(bad)} did not "

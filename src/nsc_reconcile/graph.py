@@ -39,6 +39,15 @@ class Graph:
     paths: dict[str, FieldPath] = field(default_factory=dict)
     depends_on: dict[str, set[str]] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    # (source, target) edges that only order: ``source`` waits for ``target`` but is neither
+    # blocked nor skipped when ``target`` is (a kind's derived ``edges``, e.g. a secret after
+    # the deployer's grant: on a vault with access policies the grant is blocked, and the
+    # secret is still written with the access the policies give).
+    order_only: set[tuple[str, str]] = field(default_factory=set)
+
+    def needs(self, address: str) -> set[str]:
+        """What ``address`` uses: its dependencies without the order-only ones."""
+        return {d for d in self.depends_on[address] if (address, d) not in self.order_only}
 
     def stages(self) -> list[list[str]]:
         """Addresses in dependency order, grouped: each stage needs only earlier stages.
@@ -131,6 +140,17 @@ def build_graph(
             if holder is not None:
                 target = f"{parent.kind}/{getattr(holder, parent.field)}"
                 add(parent.held_by, address, target, (parent.field,))
+
+    if state.smoke is not None:  # not a resource: its references are checked, not edges
+        for reference in state.smoke.references():
+            if reference.address not in graph.nodes:
+                add(("smoke",), "smoke", reference.address, reference.field)
+
+    for found in kinds.specs().values():  # edges a kind derives from the whole state
+        for source, target in found.edges(state) if found.edges is not None else ():
+            if source in graph.nodes:
+                add(graph.paths[source], source, target, ())
+                graph.order_only.add((source, target))
 
     try:
         graph.stages()

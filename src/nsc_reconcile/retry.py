@@ -150,6 +150,20 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
+def _inner_code(exc: BaseException) -> str | None:
+    """The ``innererror.code`` Key Vault's data plane answers under its error, if any."""
+    inner = getattr(getattr(exc, "error", None), "innererror", None)
+    if isinstance(inner, dict) and isinstance(inner.get("code"), str):
+        return str(inner["code"])
+    response = getattr(exc, "response", None)
+    try:
+        body = response.json() if response is not None else None
+    except Exception:  # not JSON: no inner code
+        return None
+    found = ((body.get("error") or {}).get("innererror") or {}) if isinstance(body, dict) else {}
+    return str(found["code"]) if isinstance(found, dict) and "code" in found else None
+
+
 def status_of(exc: BaseException) -> int | None:
     if isinstance(exc, HttpResponseError):
         return exc.status_code
@@ -175,6 +189,8 @@ def is_transient(exc: BaseException, kind: str | None = None) -> bool:
         found = kinds.spec(kind) if kind else None
         if code in TRANSIENT_CODES or (found is not None and code in found.transient_codes):
             return True
+        if found is not None and _inner_code(exc) in found.transient_codes:
+            return True  # e.g. Key Vault's 403 Forbidden / ForbiddenByRbac for a secret
         # A long-running operation that ended Failed raises with its poll's status (200):
         # then only its code counts, so one that failed for a permanent reason is not re-PUT.
         return exc.status_code in TRANSIENT_STATUS

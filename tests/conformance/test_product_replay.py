@@ -158,8 +158,12 @@ def test_secret_write_waits_for_a_vault_still_registering_dns(
     replay_clients, transport = replaying(emu, [binding])
     ctl("DELETE", "requests")
     result = Engine(state, replay_clients, retry=FAST).apply(plan)
-    assert result.ok, result.render()
-    assert result.get(MODE).outcome is Outcome.CREATED
+    # The recorded vault uses access policies (no enableRbacAuthorization): the deployer's
+    # grant is blocked saying so, and the secret, which only waits for it, is still written.
+    grant = result.get("role_assignment/deployer-writes-secrets")
+    assert grant.outcome is Outcome.BLOCKED, result.render()
+    assert "uses access policies" in (grant.detail or "")
+    assert result.get(MODE).outcome is Outcome.CREATED, result.render()
     by_n = {e.n: e for e in vault_rec.exchanges}
     reads = [e for e in transport.log if e[3] == "recorded" and e[0] == "GET"]
     states = [by_n[e[4]].response["properties"]["provisioningState"] for e in reads]

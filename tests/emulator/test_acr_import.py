@@ -5,6 +5,7 @@ operation), and the registry's repositories, tags and digests over the ACR data 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import ssl
 import urllib.error
@@ -16,7 +17,7 @@ from azure.core.exceptions import HttpResponseError
 
 from nsc_reconcile.azure import Clients
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.emulator.registry import public_digest
+from nsc_reconcile.emulator.registry import public_digest, public_manifest
 from nsc_reconcile.emulator.worlds import ACR_NAME, RESOURCE_GROUP
 
 RG = RESOURCE_GROUP
@@ -100,3 +101,33 @@ def test_reset_forgets_imports(emu: Emulator, clients: Clients, ctl: Any) -> Non
     assert _get(emu, "/acr/v1/_catalog")[1]["repositories"] == ["minio/minio"]
     ctl("POST", "reset")
     assert _get(emu, "/acr/v1/_catalog")[1]["repositories"] == []
+
+
+def test_pinned_tags_answer_their_published_digests(emu: Emulator, clients: Clients) -> None:
+    """The tags the desired state pins import and answer the digests published for them
+    (public pins, Docker Hub); the manifest body served is synthetic and does not hash to a
+    recorded digest (docs/emulator.md): only HEAD and the tag list carry it."""
+    clickhouse = "sha256:cd450891db46cc6ffe313ca2b0fb7dbfb897a6873ca74a724cbe050a2cf62621"
+    minio = "sha256:a1ea29fa28355559ef137d71fc570e508a214ec84ff8083e39bc5428980b015e"
+    assert public_digest("clickhouse/clickhouse-server", "24.12-alpine") == clickhouse
+    assert public_digest("minio/minio", "RELEASE.2025-04-22T22-12-26Z") == minio
+    _import(
+        clients,
+        f"clickhouse/clickhouse-server@{clickhouse}",
+        "clickhouse/clickhouse-server:24.12-alpine",
+    )
+    _import(clients, "minio/minio:RELEASE.2025-04-22T22-12-26Z")
+    status, headers = _get(emu, "/v2/clickhouse/clickhouse-server/manifests/24.12-alpine", "HEAD")
+    assert (status, headers["Docker-Content-Digest"]) == (200, clickhouse)
+    _, tags = _get(emu, "/acr/v1/minio/minio/_tags")
+    assert tags["tags"] == [
+        {"name": "RELEASE.2025-04-22T22-12-26Z", "digest": minio, "signed": False}
+    ]
+    status, manifest = _get(emu, f"/v2/minio/minio/manifests/{minio}")
+    assert status == 200
+    assert manifest["schemaVersion"] == 2
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    assert "sha256:" + hashlib.sha256(body).hexdigest() != minio
+    # a tag without a recorded digest keeps its synthetic one, which its body hashes to
+    other = public_digest("minio/minio", "latest")
+    assert other == "sha256:" + hashlib.sha256(public_manifest("minio/minio", "latest")).hexdigest()

@@ -66,7 +66,8 @@ def test_discovery_and_version(kube: k8s.ApiClient) -> None:
     assert k8s.VersionApi(kube).get_code().git_version.startswith("v1.")
     assert "v1" in k8s.CoreApi(kube).get_api_versions().versions
     groups = {g.name for g in k8s.ApisApi(kube).get_api_versions().groups}
-    assert groups == {"apps", "batch", "networking.k8s.io"}
+    # secrets-store.csi.x-k8s.io: the CRD of the Key Vault CSI add-on (emulator/kubernetes/csi.py)
+    assert groups == {"apps", "batch", "networking.k8s.io", "secrets-store.csi.x-k8s.io"}
     kinds = {r.kind for r in k8s.AppsV1Api(kube).get_api_resources().resources}
     assert kinds == {"Deployment", "StatefulSet"}
 

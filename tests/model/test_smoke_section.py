@@ -9,22 +9,34 @@ from pathlib import Path
 import pytest
 
 from nsc_reconcile import DesiredStateError, load_desired_state
+from nsc_reconcile.model.images import declared_images
 from tests.paths import DESIRED_STATE
 
 SMOKE = """smoke:
-  image: {registry: "nscacr${env}", repository: library/python, tag: "3.12-slim"}
+  image: {container_image: smoke-python}
   timeout_seconds: 180
 """
+# The image given by registry, repository and tag (not a declared image): still accepted.
+BY_TAG = SMOKE.replace(
+    "{container_image: smoke-python}",
+    '{registry: "nscacr${env}", repository: library/python, tag: "3.12-slim"}',
+)
 
 
 def test_the_repository_declares_the_smoke_image_and_no_workspace() -> None:
-    smoke = load_desired_state(DESIRED_STATE).smoke
+    state = load_desired_state(DESIRED_STATE)
+    smoke = state.smoke
     assert smoke is not None
-    assert (smoke.image.registry, smoke.image.repository, smoke.image.tag) == (
+    assert smoke.image.container_image == "smoke-python"
+    found = smoke.image.resolve(declared_images(state.container_images))
+    assert found is not None
+    assert (found.registry, found.repository, found.tag) == (
         "nscacrdev",
         "library/python",
         "3.12-slim",
     )
+    assert found.digest is not None
+    assert found.digest.startswith("sha256:")
     assert (smoke.namespace, smoke.timeout_seconds, smoke.databricks) == (None, 180, None)
 
 
@@ -36,7 +48,7 @@ def test_the_repository_declares_the_smoke_image_and_no_workspace() -> None:
          "smoke.databricks.workspace_url", "should match pattern"),
         (SMOKE + "  databricks: {workspace_url: https://adb-1.2.azuredatabricks.net, token: x}\n",
          "smoke.databricks.token", "unknown field 'token'"),
-        (SMOKE.replace("tag: \"3.12-slim\"", "tag: \":latest\""), "smoke.image.tag",
+        (BY_TAG.replace("tag: \"3.12-slim\"", "tag: \":latest\""), "smoke.image.tag",
          "should match pattern"),
         (SMOKE + "  namespace: Not_A_Name\n", "smoke.namespace", "invalid name"),
     ],

@@ -22,7 +22,7 @@ from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome
 from nsc_reconcile.retry import RetryPolicy
-from tests.paths import DESIRED_STATE
+from tests.access_state import without_consumers
 
 Ctl = Callable[..., Any]
 FAST = RetryPolicy(attempts=5, initial_wait_s=0.05, max_wait_s=0.2)
@@ -70,7 +70,7 @@ OURS = [IDENTITY, CREDENTIAL, *GRANTS]
 
 def _state(tmp_path: Path, extra: str = ACCESS) -> DesiredState:
     path = tmp_path / "desired_state.yaml"
-    path.write_text(DESIRED_STATE.read_text() + extra)
+    path.write_text(without_consumers() + extra)
     return load_desired_state(path)
 
 
@@ -161,7 +161,9 @@ def test_principal_not_found_storm_converges(emu: Emulator, ctl: Ctl, tmp_path: 
         and "roleAssignments" in e["path"]
     ]  # fmt: skip
     assert len(refused) == 3
-    assert len(_assignments(emu)) == 1
+    # The secret's grant, and the deployer's on the vault (the secret is written after it).
+    scopes = sorted(a["properties"]["scope"].rsplit("/", 1)[-1] for a in _assignments(emu))
+    assert scopes == ["langfuse-secret-key", "nsc-kv-dev"]
 
 
 def test_principal_not_found_is_not_retried_for_other_kinds() -> None:
@@ -218,13 +220,18 @@ def test_vault_with_access_policies_blocks_grants_on_it(
     vault = _stored(ctl, vault_id)
     vault["properties"]["enableRbacAuthorization"] = False
     ctl("PUT", "state?id=" + urllib.parse.quote(vault_id, safe=""), vault)
-    plan = _engine(emu, state).plan(targets=["role_assignment/ci-writes-secrets", GRANTS[2]])
+    secret = "key_vault_secret/agent-execute-mode"
+    plan = _engine(emu, state).plan(
+        targets=["role_assignment/ci-writes-secrets", GRANTS[2], secret]
+    )
     actions = {r.address: r for r in plan.resources}
     planned = actions["role_assignment/ci-writes-secrets"]
     assert planned.action is Action.BLOCKED
     assert "key_vault/nsc-kv-dev uses access policies" in (planned.reason or "")
     assert "least privilege" in (planned.reason or "")
     assert actions[GRANTS[2]].action is Action.CREATE  # the registry's grant is not affected
+    # A secret only waits for the deployer's grant: the access policies let it be written.
+    assert actions[secret].action is Action.CREATE, actions[secret].reason
 
 
 ROLE_CASES = [

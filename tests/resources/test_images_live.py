@@ -28,25 +28,18 @@ WRITES = ("PUT", "PATCH", "DELETE", "POST")
 WEB = public_digest("langfuse/langfuse", "3")
 VALKEY = public_digest("valkey/valkey", "8")
 
-IMAGES = f"""
-container_images:
-  - name: langfuse-web
-    registry: nscacr${{env}}
-    repository: langfuse/langfuse
-    tag: "3"
-    digest: {WEB}
-  - name: valkey
-    registry: nscacr${{env}}
-    repository: valkey/valkey
-    tag: "8"
-    digest: {VALKEY}
-"""
 OURS = ["container_image/langfuse-web", "container_image/valkey"]
 
 
-def _state(tmp_path: Path, extra: str = IMAGES) -> DesiredState:
+def _state(tmp_path: Path, replace: tuple[str, str] | None = None) -> DesiredState:
+    """The repository's desired state (its `container_images` pin these digests)."""
+    text = DESIRED_STATE.read_text()
+    assert f"digest: {WEB}" in text
+    assert f"digest: {VALKEY}" in text
+    if replace is not None:
+        text = text.replace(*replace)
     path = tmp_path / "desired_state.yaml"
-    path.write_text(DESIRED_STATE.read_text() + extra)
+    path.write_text(text)
     return load_desired_state(path)
 
 
@@ -126,7 +119,7 @@ def test_another_digest_under_the_tag_is_an_update_that_imports_over_it(
 
 def test_an_image_the_source_does_not_have_fails_naming_it(emu: Emulator, tmp_path: Path) -> None:
     unknown = "sha256:" + "0" * 64
-    engine = _engine(emu, _state(tmp_path, IMAGES.replace(VALKEY, unknown)))
+    engine = _engine(emu, _state(tmp_path, (VALKEY, unknown)))
     result = engine.apply(engine.plan(targets=OURS))
     outcomes = {r.address: r for r in result.resources}
     assert outcomes["container_image/langfuse-web"].outcome == Outcome.CREATED
@@ -145,6 +138,7 @@ def test_each_run_gets_its_own_registry_client(emu: Emulator) -> None:
     """The data-plane client is cached per Clients object, never by a reusable id(): a later
     run (another emulator, another credential) never gets an earlier run's client."""
     import gc
+    import weakref
     from types import SimpleNamespace
 
     from nsc_reconcile.resources import managed_reconcilers
@@ -155,7 +149,8 @@ def test_each_run_gets_its_own_registry_client(emu: Emulator) -> None:
     one = reconciler.client(SimpleNamespace(clients=first), "nscacrdev.azurecr.io")
     assert reconciler.client(SimpleNamespace(clients=first), "NSCACRDEV.azurecr.io") is one
     assert reconciler.client(SimpleNamespace(clients=second), "nscacrdev.azurecr.io") is not one
+    gone = weakref.ref(first)
     del first, one
     gc.collect()
+    assert gone() is None  # the cache kept no strong reference to the first run's clients
     assert second in reconciler._clients
-    assert len(reconciler._clients) == 1

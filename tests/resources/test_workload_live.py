@@ -22,6 +22,7 @@ from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.changes import Action
 from nsc_reconcile.emulator.app import Emulator
+from nsc_reconcile.emulator.registry import public_digest
 from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome, Plan, ResourcePlan
@@ -98,10 +99,13 @@ def test_whole_state_creates_the_private_workload_then_changes_nothing(
 
     web = apps.read_namespaced_deployment("langfuse", NS)
     worker = apps.read_namespaced_deployment("langfuse-worker", NS)
-    assert web.spec.template.spec.containers[0].image == "nscacrdev.azurecr.io/langfuse/langfuse:3"
-    assert (
-        worker.spec.template.spec.containers[0].image
-        == "nscacrdev.azurecr.io/langfuse/langfuse-worker:3"
+    # the registry's copies, pinned by the digests desired_state.yaml declares
+    assert web.spec.template.spec.containers[0].image == (
+        f"nscacrdev.azurecr.io/langfuse/langfuse:3@{public_digest('langfuse/langfuse', '3')}"
+    )
+    assert worker.spec.template.spec.containers[0].image == (
+        "nscacrdev.azurecr.io/langfuse/langfuse-worker:3"
+        f"@{public_digest('langfuse/langfuse-worker', '3')}"
     )
     env = _env(web.spec.template.spec.containers[0])
     assert env["DATABASE_HOST"].value == "nsc-pg-langfuse-dev.postgres.database.azure.com"

@@ -16,53 +16,42 @@ import pytest
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.azure import AzureTarget, Clients
 from nsc_reconcile.emulator.app import Emulator
-from nsc_reconcile.emulator.registry import public_digest
 from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome
 from nsc_reconcile.retry import RetryPolicy
 from nsc_reconcile.verification import Status, VerifyReport
+from tests.access_state import without_consumers
 from tests.conftest import verify_on
-from tests.paths import DESIRED_STATE
 
 Ctl = Callable[..., Any]
 FAST = RetryPolicy(attempts=5, initial_wait_s=0.05, max_wait_s=0.2)
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"  # the built-in Owner role's GUID
 ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 
-ADDITIONS = f"""
+ADDITIONS = """
 user_assigned_identities:
-  - name: id-agent-${{env}}
+  - name: id-agent-${env}
     federated_credentials:
       - name: fic-agent
-        cluster: nsc-aks-${{env}}
+        cluster: nsc-aks-${env}
         namespace: agents
         service_account: agent
 role_assignments:
   - name: agent-reads-secret-key
-    principal: {{identity: "id-agent-${{env}}"}}
+    principal: {identity: "id-agent-${env}"}
     scope: key_vault_secret/langfuse-secret-key
     role: Key Vault Secrets User
   - name: agent-uses-openai
-    principal: {{identity: "id-agent-${{env}}"}}
-    scope: openai_account/nsc-aoai-${{env}}
+    principal: {identity: "id-agent-${env}"}
+    scope: openai_account/nsc-aoai-${env}
     role: Cognitive Services OpenAI User
   - name: kubelet-pulls
-    principal: {{aks_kubelet: "nsc-aks-${{env}}"}}
-    scope: container_registry/nscacr${{env}}
+    principal: {aks_kubelet: "nsc-aks-${env}"}
+    scope: container_registry/nscacr${env}
     role: AcrPull
-container_images:
-  - name: langfuse-web
-    registry: nscacr${{env}}
-    repository: langfuse/langfuse
-    tag: "3"
-    digest: {public_digest("langfuse/langfuse", "3")}
-  - name: valkey
-    registry: nscacr${{env}}
-    repository: valkey/valkey
-    tag: "8"
-    digest: {public_digest("valkey/valkey", "8")}
 """
+# The images are the repository's own (`container_images` of desired_state.yaml).
 GRANTS = ["agent-reads-secret-key", "agent-uses-openai", "kubelet-pulls"]
 OURS = [
     "user_assigned_identity/id-agent-dev",
@@ -85,7 +74,7 @@ def small(emu: Emulator, tmp_path: Path) -> DesiredState:
     """The additions applied (by target) from the baseline."""
     emu.world.images.clear()
     path = tmp_path / "desired_state.yaml"
-    path.write_text(DESIRED_STATE.read_text() + ADDITIONS)
+    path.write_text(without_consumers() + ADDITIONS)
     state = load_desired_state(path)
     engine = Engine(state, Clients(AzureTarget.for_emulator(emu.info["arm"])), retry=FAST)
     result = engine.apply(engine.plan(targets=OURS))

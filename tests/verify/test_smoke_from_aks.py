@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 
 from nsc_reconcile import load_desired_state
 from nsc_reconcile.emulator.app import Emulator
+from nsc_reconcile.emulator.registry import public_digest
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.verification import Status, VerifyReport
 from tests.conftest import verify_on
@@ -121,7 +122,10 @@ def test_from_aks_every_connectivity_smoke_passes_from_a_job_and_nothing_is_left
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] > 0
     (container,) = pod["containers"]
-    assert container["image"] == "nscacrdev.azurecr.io/library/python:3.12-slim"
+    # the registry's copy of the declared image, pinned by its digest
+    assert container["image"] == (
+        f"nscacrdev.azurecr.io/library/python:3.12-slim@{public_digest('library/python', '3.12-slim')}"
+    )
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert refs["NSC_SMOKE_PG_PASSWORD"] == {"name": "langfuse-secrets", "key": "DATABASE_PASSWORD"}

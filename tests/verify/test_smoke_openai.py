@@ -216,6 +216,10 @@ def test_local_auth_disabled_uses_an_entra_token(
         data["secrets"]["items"] = [
             i for i in data["secrets"]["items"] if i["name"] != "azure-openai-api-key"
         ]
+        data["role_assignments"] = [  # no key: nobody is granted reading it
+            g for g in data["role_assignments"]
+            if g["scope"] != "key_vault_secret/azure-openai-api-key"
+        ]  # fmt: skip
 
     report = _smoke(apply_state(_variant(tmp_path, keyless), clients, ctl), emu)
     smoke = report.get(SMOKE)

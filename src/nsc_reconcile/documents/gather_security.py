@@ -151,6 +151,9 @@ def _grants(run: Run) -> tuple[Grant, ...] | None:
     for item in declared:
         data = item.model_dump(mode="json", exclude={"adopt"}, exclude_none=True)
         name = str(data.pop("name", ""))
+        for key, value in data.items():  # a nested form shows only what is given
+            if isinstance(value, dict):
+                data[key] = {k: v for k, v in value.items() if v is not False}
         details = tuple(
             (str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True))
             for k, v in data.items()

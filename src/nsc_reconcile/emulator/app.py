@@ -20,8 +20,10 @@ from nsc_reconcile.emulator.cluster import ClusterView
 from nsc_reconcile.emulator.control import PREFIX, ControlPlane, encode_info
 from nsc_reconcile.emulator.databricks import DatabricksPlane
 from nsc_reconcile.emulator.dns import DnsServer
+from nsc_reconcile.emulator.graph import GraphPlane
 from nsc_reconcile.emulator.ingestion import IngestionPlane
 from nsc_reconcile.emulator.keyvault import KeyVaultPlane
+from nsc_reconcile.emulator.kinds.authorization import CALLER_OBJECT_ID
 from nsc_reconcile.emulator.kinds.postgres import SERVER_TYPE, attach_data_plane
 from nsc_reconcile.emulator.kubernetes import KubernetesPlane
 from nsc_reconcile.emulator.langfuse import LangfuseWorkloads
@@ -112,6 +114,7 @@ class Emulator:
         kubernetes_url = self._mount_kubernetes()
         ingestion_url = self._serve(IngestionPlane(self.world), "ingestion", tls=True).url
         acr_url = self._serve(RegistryPlane(self.world), "acr", tls=True).url
+        graph_url = self._serve(GraphPlane(), "graph", tls=True).url
         openai_urls = self._mount_openai()
         dns_address = self._mount_dns()
         self.sandbox.ca_cert = str(self._tls.ca_cert)
@@ -134,6 +137,9 @@ class Emulator:
             "kubernetes": kubernetes_url,
             "ingestion": ingestion_url,
             "acr": acr_url,
+            "graph": graph_url,
+            # Who the default (non-JWT) token is: the emulator's signed-in user.
+            "caller": {"object_id": CALLER_OBJECT_ID, "principal_type": "User"},
             "openai": openai_urls[0],
             "openai_public": openai_urls[1],
             "dns": dns_address,
@@ -210,7 +216,7 @@ class Emulator:
         return main.url
 
     def _mount_kubernetes(self) -> str:
-        self._kubernetes = KubernetesPlane(sandbox=self.sandbox)
+        self._kubernetes = KubernetesPlane(sandbox=self.sandbox, world=self.world)
         self.langfuse = LangfuseWorkloads(
             ClusterView(self._kubernetes), self.network, self._listen_langfuse
         )

@@ -2,8 +2,12 @@
 registry, and the ACR data plane that lists what a registry holds.
 
 ``PUBLIC_IMAGES``: the only source images that "exist" (LangFuse web and worker, ClickHouse,
-Valkey, MinIO, python), each tag with a deterministic ``sha256:`` manifest digest. An import of
-anything else fails as ACR fails it. Imported images live in ``world.images``
+Valkey, MinIO, python), each tag with a ``sha256:`` manifest digest: the published digest where
+one is recorded (``RECORDED_DIGESTS``, the tags the desired state pins), else a deterministic
+synthetic one. An import of anything else fails as ACR fails it. The manifest BODY is always
+synthetic: for a recorded digest it does not hash to that digest (the real bytes are not kept
+here), so a client that re-hashes a downloaded manifest refuses it; HEAD, tags and imports
+(what the tool reads) carry the recorded digest. Imported images live in ``world.images``
 (registry id, lower-cased -> repository -> tag -> digest) and are cleared by a world reset.
 
 The data plane (``RegistryPlane``) answers what ``azure-containerregistry`` and plain HTTPS use:
@@ -33,15 +37,39 @@ MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 PUBLIC_IMAGES: dict[str, tuple[str, ...]] = {
     "langfuse/langfuse": ("3", "3.63.0", "latest"),
     "langfuse/langfuse-worker": ("3", "3.63.0", "latest"),
-    "clickhouse/clickhouse-server": ("24.3", "24.8", "latest"),
+    "clickhouse/clickhouse-server": ("24.3", "24.8", "24.12-alpine", "latest"),
     "valkey/valkey": ("8", "8.0", "latest"),
-    "minio/minio": ("RELEASE.2024-11-07T00-52-20Z", "latest"),
+    "minio/minio": ("RELEASE.2024-11-07T00-52-20Z", "RELEASE.2025-04-22T22-12-26Z", "latest"),
     "library/python": ("3.11-slim", "3.12-slim", "latest"),
+}
+# Published manifest digests of the tags the desired state pins (public pins, Docker Hub: as
+# recorded in public repositories' compose and Nix files pinning these tags). Tags move
+# upstream; these are what the tags pointed to when pinned. Other tags keep synthetic digests.
+RECORDED_DIGESTS: dict[tuple[str, str], str] = {
+    ("langfuse/langfuse", "3"): (
+        "sha256:4bc041b8b47e62d06792ed863d8803ba32f612a8d4e6d539a059e5dc921345c6"
+    ),
+    ("langfuse/langfuse-worker", "3"): (
+        "sha256:3f5069e58eb614d10a403646348ff80cb8451d3d7375477706ed59223becaa83"
+    ),
+    ("clickhouse/clickhouse-server", "24.12-alpine"): (
+        "sha256:cd450891db46cc6ffe313ca2b0fb7dbfb897a6873ca74a724cbe050a2cf62621"
+    ),
+    ("valkey/valkey", "8"): (
+        "sha256:81db6d39e1bba3b3ff32bd3a1b19a6d69690f94a3954ec131277b9a26b95b3aa"
+    ),
+    ("minio/minio", "RELEASE.2025-04-22T22-12-26Z"): (
+        "sha256:a1ea29fa28355559ef137d71fc570e508a214ec84ff8083e39bc5428980b015e"
+    ),
+    ("library/python", "3.12-slim"): (
+        "sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea"
+    ),
 }
 
 
 def public_manifest(repository: str, tag: str) -> bytes:
-    """The image manifest of a public image (deterministic bytes)."""
+    """The image manifest of a public image (deterministic, synthetic bytes: for a tag of
+    ``RECORDED_DIGESTS`` they do not hash to its digest)."""
     config = hashlib.sha256(f"{DOCKER_HUB}/{repository}:{tag}:config".encode()).hexdigest()
     return json.dumps(
         {
@@ -59,11 +87,15 @@ def public_manifest(repository: str, tag: str) -> bytes:
 
 
 def public_digest(repository: str, tag: str) -> str:
-    """The manifest digest of a public image: sha256 of its manifest, as a registry computes."""
+    """The manifest digest of a public image: the published one where recorded, else sha256 of
+    its synthetic manifest, as a registry computes."""
+    recorded = RECORDED_DIGESTS.get((repository, tag))
+    if recorded is not None:
+        return recorded
     return "sha256:" + hashlib.sha256(public_manifest(repository, tag)).hexdigest()
 
 
-# digest -> manifest bytes, for every public image.
+# digest -> manifest bytes (synthetic), for every public image.
 MANIFESTS: dict[str, bytes] = {
     public_digest(repo, tag): public_manifest(repo, tag)
     for repo, tags in PUBLIC_IMAGES.items()

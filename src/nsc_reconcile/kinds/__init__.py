@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,8 @@ class KindSpec:
     kinds are created in (children right after their parent), ``apply --prune`` deletes in
     the reverse. ``parent``: an edge the graph adds beyond ``references()``. ``sdk_clients``:
     the ``Clients`` members the reconciler reads and writes through; ``existing_read``: how
-    the existing kind is read. ``transient_codes``: Azure error codes that are transient for
+    the existing kind is read. ``edges``: further graph edges (see the field).
+    ``transient_codes``: Azure error codes (or Key Vault inner codes) that are transient for
     this kind only; ``time_factor``: how much longer than the default its operations take."""
 
     kind: str
@@ -101,6 +103,10 @@ class KindSpec:
     time_factor: float = 1.0
     outputs: tuple[Output, ...] = ()
     private_link: tuple[PrivateLink, ...] = ()
+    # Edges the graph adds beyond references() and the parent, from the whole desired state:
+    # ``edges(state)`` -> (source address, target address) pairs, e.g. each Key Vault secret
+    # after the deployer's grant on its vault (kinds/access.py).
+    edges: Callable[[Any], Iterable[tuple[str, str]]] | None = None
 
     def load_reconciler(self) -> Any:
         """The reconciler instance (imports the resources module, and so its SDKs)."""

@@ -3,11 +3,39 @@ identity) and role assignments."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from nsc_reconcile.kinds import KindSpec, Output, Parent, register
-from nsc_reconcile.model.access import FederatedCredential, RoleAssignment, UserAssignedIdentity
+from nsc_reconcile.model.access import (
+    VAULT_WRITER_ROLES,
+    FederatedCredential,
+    RoleAssignment,
+    UserAssignedIdentity,
+)
 from nsc_reconcile.naming import RULES, NameRule
 
 _MODULE = "nsc_reconcile.resources.access"
+
+
+def secrets_after_deployer_grants(state: Any) -> Iterator[tuple[str, str]]:
+    """Each Key Vault secret after the deployers' grants that let them write its vault
+    (Secrets Officer / Administrator on the vault or the resource group): on an RBAC vault
+    nothing can be written before."""
+    secrets = state.secrets
+    if secrets is None:
+        return
+    grants = [
+        g.address
+        for g in state.role_assignments
+        if g.consumer == "deployer"
+        and g.role in VAULT_WRITER_ROLES
+        and g.scope in (f"key_vault/{secrets.vault}", "resource_group")
+    ]
+    for item in secrets.items:
+        for grant in grants:
+            yield item.address, grant
+
 
 register(
     KindSpec(
@@ -56,5 +84,6 @@ register(
         # Right after an identity is created the directory may not know its principal yet
         # (replication delay; Azure Service Operator's recordings show it): try again.
         transient_codes=frozenset({"PrincipalNotFound"}),
+        edges=secrets_after_deployer_grants,
     )
 )

@@ -37,6 +37,9 @@ register(
         phase=100,
         parent=Parent("key_vault", "vault", held_by=("secrets",)),
         sdk_clients=("keyvault_mgmt", "secret_client"),
+        # Right after the deployer's grant on the vault, Key Vault may still refuse it
+        # (403 ForbiddenByRbac: "please observe propagation time"): try again.
+        transient_codes=frozenset({"ForbiddenByRbac"}),
     )
 )
 register(

@@ -32,10 +32,23 @@ TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 MANAGEMENT_ROLES = frozenset({"Owner", "Contributor", "User Access Administrator"})
 # Roles a runtime consumer may hold only on single secrets, never on a whole vault.
 SECRET_WRITER_ROLES = frozenset({"Key Vault Secrets Officer"})
+# Roles that let a deployer write a vault's secrets (the data plane; Owner/Contributor do not).
+VAULT_WRITER_ROLES = frozenset({"Key Vault Secrets Officer", "Key Vault Administrator"})
 # Scopes of a role assignment: the declared or existing resource it is granted on.
-SCOPE_KINDS = ("key_vault", "key_vault_secret", "container_registry", "openai_account")
+SCOPE_KINDS = (
+    "key_vault",
+    "key_vault_secret",
+    "container_registry",
+    "openai_account",
+    "data_collection_rule",
+)
 _SCOPE = re.compile(rf"^(?:{'|'.join(SCOPE_KINDS)})/[^/\s]+$|^resource_group$")
 _GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+# The first-party Entra application Azure Databricks acts as when it reads a Key Vault-backed
+# secret scope (grant it Key Vault Secrets User on an RBAC vault; learn.microsoft.com, Azure
+# Databricks "Secret scopes", and MicrosoftDocs/azure-docs#84380).
+AZURE_DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
+PRINCIPAL_FORMS = ("identity", "aks_kubelet", "object_id", "application_id", "caller")
 
 
 class FederatedCredential(ChildResource):
@@ -82,7 +95,7 @@ class UserAssignedIdentity(Resource):
 
 
 class Principal(Model):
-    """Who gets the role: exactly one of `identity`, `aks_kubelet` or `object_id`."""
+    """Who gets the role: one of identity, aks_kubelet, object_id, application_id, caller."""
 
     identity: str | None = Field(
         default=None, description="A declared `user_assigned_identity` (by name)."
@@ -101,13 +114,30 @@ class Principal(Model):
         "principal just created is not refused while the directory replicates); identities "
         "are `ServicePrincipal`.",
     )
+    application_id: str | None = Field(
+        default=None,
+        pattern=_GUID,
+        description="An Entra application by its application (client) id: its service "
+        "principal in the tenant, read from Microsoft Graph "
+        "(`servicePrincipals(appId='...')`), gets the role. E.g. AzureDatabricks "
+        f"`{AZURE_DATABRICKS_APP_ID}` for Key Vault-backed secret scopes.",
+    )
+    caller: bool = Field(
+        default=False,
+        description="`true`: the identity that runs nsc-reconcile (CI's service principal in "
+        "the pipeline), read from its access token (`oid`; `idtyp`/`scp` give the type). "
+        "Only for `consumer: deployer`.",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Principal:
-        given = [n for n in ("identity", "aks_kubelet", "object_id") if getattr(self, n)]
+        given = [n for n in PRINCIPAL_FORMS if getattr(self, n)]
         if len(given) != 1:
             raise PydanticCustomError(
-                "principal", "give exactly one of identity, aks_kubelet or object_id", {}
+                "principal",
+                "give exactly one of identity, aks_kubelet, object_id, application_id or "
+                "caller: true",
+                {},
             )
         if (self.object_id is None) != (self.principal_type is None):
             raise PydanticCustomError(
@@ -117,7 +147,8 @@ class Principal(Model):
 
     @property
     def wire_type(self) -> str:
-        """``ServicePrincipal``, ``User`` or ``Group``: what Azure is told it is."""
+        """``ServicePrincipal``, ``User`` or ``Group``: what Azure is told it is (the
+        caller's type is read from its token: resources/access.py)."""
         return self.principal_type or "ServicePrincipal"
 
 
@@ -139,7 +170,8 @@ class RoleAssignment(Resource):
         pattern=_SCOPE.pattern,
         description="What the role is granted on: `key_vault/<name>`, "
         "`key_vault_secret/<name>` (one secret), `container_registry/<name>`, "
-        "`openai_account/<name>` or `resource_group` (the state's).",
+        "`openai_account/<name>`, `data_collection_rule/<name>` (Logs Ingestion) or "
+        "`resource_group` (the state's).",
     )
     role: str = Field(
         min_length=1,
@@ -152,6 +184,12 @@ class RoleAssignment(Resource):
     def _least_privilege(cls, value: str, info: ValidationInfo) -> str:
         consumer = info.data.get("consumer", "runtime")
         scope = str(info.data.get("scope", ""))
+        principal = info.data.get("principal")
+        if consumer == "runtime" and isinstance(principal, Principal) and principal.caller:
+            raise policy_violation(
+                LEAST_PRIVILEGE,
+                "the caller (who runs nsc-reconcile) deploys: mark its grants `consumer: deployer`",
+            )
         if consumer != "runtime":
             return value
         if value in MANAGEMENT_ROLES:

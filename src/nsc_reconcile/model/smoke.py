@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from nsc_reconcile.model.base import Model
-from nsc_reconcile.model.workload import Image, K8sName
+from nsc_reconcile.model.base import Model, Reference
+from nsc_reconcile.model.images import Image
+from nsc_reconcile.model.workload import K8sName
 
 
 class DatabricksSmoke(Model):
@@ -60,7 +61,8 @@ class Smoke(Model):
     )
     image: Image = Field(
         description="Python image of the smoke Job, from the existing ACR (any Python >= 3.9 "
-        "image; the check is one standard-library script), e.g. `library/python:3.12-slim`."
+        "image; the check is one standard-library script), e.g. `library/python:3.12-slim`: "
+        "best `{container_image: <label>}`, an image apply imports and the Job runs by digest."
     )
     timeout_seconds: int = Field(
         default=180,
@@ -71,3 +73,8 @@ class Smoke(Model):
     databricks: DatabricksSmoke | None = Field(
         default=None, description="The Databricks workspace (`--from databricks`)."
     )
+
+    def references(self) -> list[Reference]:
+        """What the smoke refers to (paths under `smoke`): checked when the file is loaded, not
+        ordered (the Job runs at verify, after apply)."""
+        return self.image.references(("image",))

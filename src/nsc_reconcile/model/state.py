@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from nsc_reconcile import kinds
@@ -35,7 +35,7 @@ from nsc_reconcile.model.openai import OpenAIAccount
 from nsc_reconcile.model.postgres import PostgresqlServer
 from nsc_reconcile.model.secrets import Secrets
 from nsc_reconcile.model.smoke import Smoke
-from nsc_reconcile.model.workload import Langfuse
+from nsc_reconcile.model.workload import Langfuse, federation_problem
 
 # An environment's name: its overlay file (envs/<name>.yaml), its nsc-environment tag, its apply
 # lease record and `${env}` in names; any overlay present may be used (`--env NAME`).
@@ -129,6 +129,16 @@ class DesiredState(Model):
     docs: Docs = Field(
         default_factory=Docs, description="How `docs` renders the plan's documents (seed §7)."
     )
+
+    @model_validator(mode="after")
+    def _workload_federated(self) -> DesiredState:
+        # LangFuse's workload identity signs in only through a federated credential for
+        # its ServiceAccount (model/workload.py says which one to add).
+        if self.langfuse is not None:
+            problem = federation_problem(self.langfuse, self.user_assigned_identities)
+            if problem is not None:
+                raise PydanticCustomError("federation", "{problem}", {"problem": problem})
+        return self
 
     def resources(self) -> Iterator[tuple[FieldPath, Resource]]:
         """Every resource (existing and managed) with the path where it is declared."""

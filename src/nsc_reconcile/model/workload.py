@@ -6,9 +6,11 @@ allowed. Images come from the existing ACR; secrets come from Key Vault secrets 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from nsc_reconcile.model.base import (
     PRIVATE_ONLY,
@@ -19,6 +21,10 @@ from nsc_reconcile.model.base import (
     name_of,
     policy_violation,
 )
+from nsc_reconcile.model.images import Image
+
+if TYPE_CHECKING:
+    from nsc_reconcile.model.access import UserAssignedIdentity
 
 K8sName = Annotated[str, name_of("kubernetes_name")]
 
@@ -26,15 +32,6 @@ K8sName = Annotated[str, name_of("kubernetes_name")]
 # (n u m k M G T P E), binary (Ki Mi Gi Ti Pi Ei) or exponent (e3) suffix. Compared
 # canonically when read back (`0.5` is `500m`, `1Gi` is `1024Mi`).
 QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
-
-
-class Image(Model):
-    registry: str = Field(description="Existing ACR (`container_registry/<name>`).")
-    repository: str = Field(
-        pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$",
-        description="Repository, e.g. langfuse/langfuse.",
-    )
-    tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="Image tag.")
 
 
 class Component(Model):
@@ -134,6 +131,35 @@ class Langfuse(Resource):
         "Services and the Secret are always taken back (private-only; Key Vault is the source "
         "of the values).",
     )
+    identity: str | None = Field(
+        default=None,
+        description="Workload identity: a declared `user_assigned_identity` (by name). Its "
+        "`client_id` goes on the ServiceAccount (`azure.workload.identity/client-id`) and the "
+        'pods get the label `azure.workload.identity/use: "true"`. The identity must declare '
+        "a federated credential for this cluster, namespace and ServiceAccount (the workload's "
+        "name).",
+    )
+    secrets_delivery: Literal["tool", "csi"] = Field(
+        default="tool",
+        description="How the pods get the Key Vault values. `tool`: nsc-reconcile reads them "
+        "and writes the Kubernetes Secret. `csi`: the cluster's Secrets Store CSI driver "
+        "(add-on `azure-keyvault-secrets-provider`) fetches them as `identity` (required) "
+        "through a SecretProviderClass and syncs the same Secret; nsc-reconcile writes no "
+        "value.",
+    )
+
+    @field_validator("secrets_delivery")
+    @classmethod
+    def _csi_needs_identity(cls, value: str, info: ValidationInfo) -> str:
+        if value == "csi" and not info.data.get("identity"):
+            raise PydanticCustomError(
+                "secrets_delivery",
+                "`secrets_delivery: csi` needs `identity`: the CSI driver reads Key Vault as "
+                "the workload identity (declare a user_assigned_identity with a federated "
+                "credential for this workload's ServiceAccount and name it here)",
+                {},
+            )
+        return value
 
     @field_validator("ingress", mode="before")
     @classmethod
@@ -179,15 +205,10 @@ class Langfuse(Resource):
             )  # fmt: skip
         for part in ("web", "worker"):
             component: Component = getattr(self, part)
-            refs.append(
-                Reference((part, "image", "registry"),
-                          f"container_registry/{component.image.registry}")
-            )  # fmt: skip
+            refs += component.image.references((part, "image"))
         for part in ("clickhouse", "redis", "blob_storage"):
             dep: InClusterDependency = getattr(self, part)
-            refs.append(
-                Reference((part, "image", "registry"), f"container_registry/{dep.image.registry}")
-            )
+            refs += dep.image.references((part, "image"))
             if dep.password_secret:
                 refs.append(
                     Reference((part, "password_secret"), f"key_vault_secret/{dep.password_secret}")
@@ -196,4 +217,33 @@ class Langfuse(Resource):
             Reference(("secret_env", var), f"key_vault_secret/{secret}")
             for var, secret in self.secret_env.items()
         ]
+        if self.identity is not None:
+            refs.append(Reference(("identity",), f"user_assigned_identity/{self.identity}"))
         return refs
+
+
+def federation_problem(
+    workload: Langfuse, identities: Sequence[UserAssignedIdentity]
+) -> str | None:
+    """What is missing for ``workload``'s identity to sign in from its pods: a federated
+    credential of that identity for the workload's cluster, namespace and ServiceAccount
+    (named after the workload). None when it is declared, or no identity is set (an undeclared
+    identity is the graph's error)."""
+    if workload.identity is None:
+        return None
+    identity = next((i for i in identities if i.name == workload.identity), None)
+    if identity is None:
+        return None
+    for credential in identity.federated_credentials:
+        if (credential.cluster, credential.namespace, credential.service_account) == (
+            workload.cluster,
+            workload.namespace,
+            workload.name,
+        ):
+            return None
+    return (
+        f"langfuse.identity: user_assigned_identity/{identity.name} has no federated credential "
+        f"for this workload; add to its federated_credentials: {{name: fic-{workload.name}, "
+        f"cluster: {workload.cluster}, namespace: {workload.namespace}, service_account: "
+        f"{workload.name}}}"
+    )

@@ -33,6 +33,7 @@ from nsc_reconcile.resources.base import (
     tag_fields,
     to_wire,
 )
+from nsc_reconcile.resources.directory import directory_of
 
 IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
 ASSIGNMENTS = "providers/Microsoft.Authorization/roleAssignments"
@@ -144,6 +145,7 @@ _SCOPE_TYPES = {
     "key_vault": "Microsoft.KeyVault/vaults",
     "container_registry": "Microsoft.ContainerRegistry/registries",
     "openai_account": "Microsoft.CognitiveServices/accounts",
+    "data_collection_rule": "Microsoft.Insights/dataCollectionRules",
 }
 _COMPARED = ("properties.principalId", "properties.roleDefinitionId", "properties.scope")
 
@@ -205,10 +207,14 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
         return None
 
     def principal_id(self, ctx: Context, resource: RoleAssignment) -> str | Unknown:
-        """The principal's object id; Unknown for an identity not created yet."""
+        """The principal's object id; Unknown for an identity not created yet. The caller and
+        an application are looked up once per run (resources/directory.py; read() does it
+        first, so desired() finds the answer kept)."""
         principal = resource.principal
         if principal.object_id is not None:
             return principal.object_id.lower()
+        if principal.caller or principal.application_id is not None:
+            return directory_of(ctx.clients).resolve(principal)[0]
         if principal.identity is not None:
             value = ctx.output(f"user_assigned_identity/{principal.identity}", "principal_id")
             return value if isinstance(value, Unknown) else str(value).lower()
@@ -220,6 +226,13 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
         if not isinstance(found, str) or not found:
             raise ValueError(f"{cluster} shows no kubelet identity (identityProfile)")
         return found.lower()
+
+    def principal_type(self, ctx: Context, resource: RoleAssignment) -> str:
+        """What Azure is told the principal is (the caller's type comes from its token)."""
+        principal = resource.principal
+        if principal.caller or principal.application_id is not None:
+            return directory_of(ctx.clients).resolve(principal)[1]
+        return principal.wire_type
 
     def role_id(self, ctx: Context, resource: RoleAssignment) -> str:
         """The role definition id of the built-in role named ``resource.role`` (one list with
@@ -337,7 +350,7 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
         parameters = operations.models.RoleAssignmentCreateParameters(
             role_definition_id=role,
             principal_id=principal,
-            principal_type=resource.principal.wire_type,
+            principal_type=self.principal_type(ctx, resource),
             description=f"{MARK}; nsc-environment: {ctx.state.environment}",
         )
         try:

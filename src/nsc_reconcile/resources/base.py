@@ -228,8 +228,11 @@ class Reconciler(Generic[R]):
         raise NotImplementedError
 
     def write(self, ctx: Context, resource: R, live: Live | None) -> None:
-        """Create or update (merging into ``live.raw`` what we do not own) and wait."""
-        raise NotImplementedError
+        """Create or update (merging into ``live.raw`` what we do not own) and wait.
+
+        ARM kinds never override it (``ArmReconciler.write`` is generic: they fill in its
+        hooks); a kind that is never written (existing references) keeps this refusal."""
+        raise NotImplementedError(f"{resource.address}: kind {self.kind} is never written")
 
     def output(self, ctx: Context, resource: R, live: Live, name: str) -> Any:
         """Output ``name`` (see model.secrets.OUTPUTS) of the existing resource."""
@@ -435,12 +438,24 @@ def if_match(resource_id: str, live: Live | None) -> Iterator[None]:
         yield
 
 
+class ReplacementNotAutomatedError(Exception):
+    """A write needs a replacement its kind's ``replace_policy`` leaves to a person (manual).
+    Raised by ``ArmReconciler.write`` before any call; the engine refuses such a change first
+    (plan and apply), so this guards direct calls of ``write``."""
+
+
 class ArmReconciler(Reconciler[R]):
     """An ARM resource read with one GET and written with one PUT of a merged body.
 
     Subclasses say how to GET and PUT with their SDK client and which fields they declare
     (``declared``: flat REST paths such as ``properties.publicNetworkAccess``). Writes start
-    from the live resource without its read-only fields, so what others set survives."""
+    from the live resource without its read-only fields, so what others set survives.
+
+    ``write`` is the same for every ARM kind; a kind changes it through hooks, from the
+    narrowest to the widest: ``kept`` (the live body a write starts from), ``sent`` (the flat
+    fields written), ``body`` (the whole request body), ``send`` (the calls: one ``put`` by
+    default; a kind whose write is several calls overrides it and says why), ``delete`` (the
+    first half of a replacement the policy lets apply do)."""
 
     tagged: ClassVar[bool] = True
     set_like: ClassVar[frozenset[str]] = frozenset()  # list fields compared as sets
@@ -538,16 +553,66 @@ class ArmReconciler(Reconciler[R]):
         return self.declared(ctx, resource)
 
     def write(self, ctx: Context, resource: R, live: Live | None) -> None:
-        base = writable_wire(live.raw) if live is not None else {}
+        """The declared fields once; a change that needs replacement is refused before any
+        call when ``replace_policy`` is manual, else (apply was allowed to: engine.py) the
+        live resource is deleted first (``delete``) and created again; then ``send``,
+        conditional where the API honours it (``if_match``)."""
+        fields = self.declared(ctx, resource)
+        if live is not None:
+            fixed = [c.path for c in self.changes(fields, live) if c.requires_replacement]
+            if fixed:
+                self.refuse_manual_replacement(resource, fixed)
+                self.delete(ctx, resource, live)
+                live = None
+        with if_match(self.resource_id(ctx, resource), live):
+            self.send(ctx, resource, fields, live)
+
+    def refuse_manual_replacement(self, resource: R, paths: list[str]) -> None:
+        """Raise ReplacementNotAutomatedError, with the kind's ``replace_steps``, when its
+        ``replace_policy`` is manual; nothing otherwise."""
+        if self.replace_policy is not ReplacePolicy.MANUAL:
+            return
+        steps = self.replace_steps.format(address=resource.address, name=resource.name)
+        raise ReplacementNotAutomatedError(
+            f"{resource.address}: {', '.join(paths)} cannot change in place and replacing it "
+            f"is not automated: {steps}"
+        )
+
+    def delete(self, ctx: Context, resource: R, live: Live) -> None:
+        """Delete ``live`` and wait: the first half of a replacement (automated, or data-loss
+        confirmed). Default: the ``listing``'s delete (as for orphans)."""
+        if self.listing is None:
+            raise NotImplementedError(f"{self.kind}: replacing (delete, create) is not supported")
+        self.delete_orphan(ctx, live.id)
+
+    def kept(self, live: Live | None) -> dict[str, Any]:
+        """The live body a write starts from: everything but read-only fields (others'
+        settings survive); empty for a create."""
+        return writable_wire(live.raw) if live is not None else {}
+
+    def sent(
+        self, ctx: Context, resource: R, fields: dict[str, Any], live: Live | None
+    ) -> dict[str, Any]:
+        """The flat fields written: the declared ``fields`` but a default the live resource
+        omits (``defaults``)."""
         current = live.fields if live is not None else {}
-        ours = {
+        return {
             path: value
-            for path, value in self.declared(ctx, resource).items()
+            for path, value in fields.items()
             if not (path in self.defaults and value == self.defaults[path] and path not in current)
         }
-        body = deep_merge(base, unflatten(ours))
-        with if_match(self.resource_id(ctx, resource), live):
-            self.put(ctx, resource, body, live.etag if live is not None else None)
+
+    def body(
+        self, ctx: Context, resource: R, fields: dict[str, Any], live: Live | None
+    ) -> dict[str, Any]:
+        """The request body: ``sent`` deep-merged over ``kept``."""
+        return deep_merge(self.kept(live), unflatten(self.sent(ctx, resource, fields, live)))
+
+    def send(self, ctx: Context, resource: R, fields: dict[str, Any], live: Live | None) -> None:
+        """The write's calls, once any replacement is settled (``live`` None: a create).
+        Default: one ``put`` of ``body``."""
+        body = self.body(ctx, resource, fields, live)
+        self.put(ctx, resource, body, live.etag if live is not None else None)
 
     def normalize(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Casing of ids and locations and order of set-like lists never count as changes."""

@@ -16,7 +16,8 @@ from nsc_reconcile.resources.base import Context, Live, Reconciler, flatten, to_
 
 
 class ExistingReconciler(Reconciler[ExistingResource]):
-    """Reads an existing resource of one kind; ``write`` is never called for these."""
+    """Reads an existing resource of one kind; never written (the protocol's ``write``
+    refuses: the engine never calls it for these)."""
 
     def __init__(self, kind: str, how: kinds.ExistingRead) -> None:
         # One instance per existing kind, from its KindSpec's `existing_read`.
@@ -58,9 +59,6 @@ class ExistingReconciler(Reconciler[ExistingResource]):
 
     def desired(self, ctx: Context, resource: ExistingResource) -> dict[str, Any]:
         return {}
-
-    def write(self, ctx: Context, resource: ExistingResource, live: Live | None) -> None:
-        raise RuntimeError(f"{self.kind}/{resource.name} is an existing reference: never written")
 
     def output(self, ctx: Context, resource: ExistingResource, live: Live, name: str) -> Any:
         if name == "id":

@@ -71,8 +71,9 @@ class RegistryClient:
         policies = [RetryPolicy(**kwargs), *kwargs.get("per_call_policies", [])]
         self._client: Any = PipelineClient(self.base_url, policies=policies, transport=transport)
         self._credential = target.credential
-        self._tokens: dict[str, tuple[str, float]] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}  # repository (or "": refresh) -> token
         self._lock = threading.Lock()
+        self._exchange_lock = threading.Lock()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         from azure.core.rest import HttpRequest
@@ -81,11 +82,16 @@ class RegistryClient:
         request = HttpRequest(method, f"{self.base_url}{path}", headers=headers, **kwargs)
         return self._client.send_request(request)
 
-    def _token(self, repository: str) -> str:
-        """A pull token for ``repository`` (ARM token -> refresh token -> access token)."""
-        now = time.monotonic()
+    def _refresh_token(self, now: float) -> str:
+        """The registry's refresh token (an ARM token exchanged once, kept a few minutes): one
+        per registry, good for the pull token of any of its repositories. Reads in parallel
+        wait for one exchange rather than each making its own."""
+        with self._exchange_lock:
+            return self._exchange(now)
+
+    def _exchange(self, now: float) -> str:
         with self._lock:
-            found = self._tokens.get(repository)
+            found = self._tokens.get("")
             if found is not None and found[1] > now:
                 return found[0]
         arm = self._credential.get_token(ARM_SCOPE).token
@@ -98,7 +104,19 @@ class RegistryClient:
             raise RegistryError(
                 f"{self.login_server}: token exchange answered {exchanged.status_code}"
             )
-        refresh = exchanged.json()["refresh_token"]
+        refresh = str(exchanged.json()["refresh_token"])
+        with self._lock:
+            self._tokens[""] = (refresh, now + _TOKEN_LIFETIME_S)
+        return refresh
+
+    def _token(self, repository: str) -> str:
+        """A pull token for ``repository`` (ARM token -> refresh token -> access token)."""
+        now = time.monotonic()
+        with self._lock:
+            found = self._tokens.get(repository)
+            if found is not None and found[1] > now:
+                return found[0]
+        refresh = self._refresh_token(now)
         answered = self._send(
             "POST",
             "/oauth2/token",

@@ -28,6 +28,8 @@ ROUTES: dict[str, tuple[str, str, bool]] = {
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses", True),
+    # The Secrets Store CSI driver's CRD (secrets_delivery: csi).
+    "SecretProviderClass": ("/apis/secrets-store.csi.x-k8s.io/v1", "secretproviderclasses", True),
 }
 
 

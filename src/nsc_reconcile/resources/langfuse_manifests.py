@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nsc_reconcile.changes import Unknown
-from nsc_reconcile.model.workload import Component, Image, InClusterDependency, Langfuse
+from nsc_reconcile.model.images import ContainerImage, Image
+from nsc_reconcile.model.workload import Component, InClusterDependency, Langfuse
 
 FIELD_MANAGER = "nsc-reconcile"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -23,6 +24,16 @@ DIGEST_ANNOTATION = "nsc-reconcile/values-sha256"
 # The Key Vault version of every value in the Secret (JSON: vault secret -> version id): what
 # a plan compares, so it needs no value (a private vault's values are readable only inside).
 VERSIONS_ANNOTATION = "nsc-reconcile/key-vault-versions"
+# Workload identity (azure-workload-identity docs, "Service Account Labels and Annotations"):
+# the ServiceAccount names the identity's client id; only pods labelled `use: "true"` get the
+# projected token and AZURE_* environment injected by the webhook.
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+USE_LABEL = "azure.workload.identity/use"
+# The Secrets Store CSI driver (secrets-store-csi-driver-provider-azure docs, "Workload
+# Identity"): a SecretProviderClass with provider `azure`, and a read-only inline CSI volume.
+CSI_DRIVER = "secrets-store.csi.k8s.io"
+CSI_VOLUME = "key-vault"
+CSI_MOUNT_PATH = "/mnt/secrets-store"
 
 Obj = dict[str, Any]
 
@@ -34,6 +45,7 @@ API_VERSIONS = {
     "Service": "v1",
     "Deployment": "apps/v1",
     "StatefulSet": "apps/v1",
+    "SecretProviderClass": "secrets-store.csi.x-k8s.io/v1",
 }
 
 _CLICKHOUSE_USER = "langfuse"
@@ -68,11 +80,24 @@ class Inputs:
     db_user: Any
     secret_values: dict[str, Any] | None  # Secret key -> value; None: data not written
     secret_versions: Any = None  # VERSIONS_ANNOTATION's value (Unknown until all exist)
+    client_id: Any = None  # the workload identity's client id (Unknown until it exists)
+    tenant_id: Any = None  # the Key Vault's tenant (for the SecretProviderClass)
+    # The state's `container_images` by label: what `{container_image: <label>}` runs.
+    images: dict[str, ContainerImage] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- names
 def secret_name(resource: Langfuse) -> str:
     return f"{resource.name}-secrets"
+
+
+def provider_class_name(resource: Langfuse) -> str:
+    """The SecretProviderClass of ``secrets_delivery: csi``."""
+    return f"{resource.name}-key-vault"
+
+
+def uses_csi(resource: Langfuse) -> bool:
+    return resource.secrets_delivery == "csi"
 
 
 def dependency_name(resource: Langfuse, dependency: Dependency) -> str:
@@ -117,15 +142,21 @@ def secret_consumers(resource: Langfuse, vault_secret: str) -> list[tuple[str, s
 
 def _registries(resource: Langfuse) -> set[str]:
     parts = (resource.web, resource.worker, *(getattr(resource, d.part) for d in DEPENDENCIES))
-    return {part.image.registry for part in parts}
+    return {part.image.registry for part in parts if part.image.registry is not None}
 
 
 def declared_objects(resource: Langfuse) -> list[tuple[str, str]]:
     """(kind, name) of every object we declare, in write order."""
+    # With the CSI driver the Secret is the driver's (synced from the SecretProviderClass).
+    values = (
+        ("SecretProviderClass", provider_class_name(resource))
+        if uses_csi(resource)
+        else ("Secret", secret_name(resource))
+    )
     objects = [
         ("Namespace", resource.namespace),
         ("ServiceAccount", resource.name),
-        ("Secret", secret_name(resource)),
+        values,
         ("Service", resource.service.name),
     ]
     objects += [("Service", dependency_name(resource, d)) for d in DEPENDENCIES]
@@ -159,11 +190,8 @@ def manifests(resource: Langfuse, inputs: Inputs) -> list[Obj]:
     ns = resource.namespace
     out: list[Obj] = [
         base_object("Namespace", ns, "", _labels(resource)),
-        {
-            **base_object("ServiceAccount", resource.name, ns, _labels(resource)),
-            "automountServiceAccountToken": False,
-        },
-        _secret(resource, inputs),
+        _service_account(resource, inputs),
+        _provider_class(resource, inputs) if uses_csi(resource) else _secret(resource, inputs),
         _service(resource, resource.service.name, resource.web.name, {
             "http": (resource.service.port, resource.web.port),
         }),
@@ -190,6 +218,51 @@ def _labels(resource: Langfuse, component: str | None = None) -> dict[str, str]:
 
 def _selector(resource: Langfuse, component: str) -> dict[str, str]:
     return {NAME_LABEL: component, INSTANCE_LABEL: resource.name}
+
+
+def _service_account(resource: Langfuse, inputs: Inputs) -> Obj:
+    account = {
+        **base_object("ServiceAccount", resource.name, resource.namespace, _labels(resource)),
+        "automountServiceAccountToken": False,
+    }
+    if resource.identity is not None:
+        account["metadata"]["annotations"] = {CLIENT_ID_ANNOTATION: inputs.client_id}
+    return account
+
+
+def _provider_class(resource: Langfuse, inputs: Inputs) -> Obj:
+    """The SecretProviderClass: every Key Vault secret the pods read, fetched as the workload
+    identity (`clientID`) and synced into the Secret their env references (`secretObjects`)."""
+    keys = secret_keys(resource)
+    objects = "array:\n" + "".join(
+        f"  - |\n    objectName: {name}\n    objectType: secret\n"
+        for name in sorted(set(keys.values()))
+    )
+    spc = base_object(
+        "SecretProviderClass", provider_class_name(resource), resource.namespace,
+        _labels(resource),
+    )  # fmt: skip
+    spc["spec"] = {
+        "provider": "azure",
+        "parameters": {
+            "usePodIdentity": "false",
+            "clientID": inputs.client_id,
+            "keyvaultName": resource.key_vault,
+            "tenantId": inputs.tenant_id,
+            "objects": objects,
+        },
+        "secretObjects": [
+            {
+                "secretName": secret_name(resource),
+                "type": "Opaque",
+                "data": [
+                    {"objectName": vault_secret, "key": key}
+                    for key, vault_secret in sorted(keys.items())
+                ],
+            }
+        ],
+    }
+    return spc
 
 
 def _secret(resource: Langfuse, inputs: Inputs) -> Obj:
@@ -227,10 +300,15 @@ def _service(
 
 
 def _image(image: Image, inputs: Inputs) -> Any:
-    server = inputs.login_servers[image.registry]
-    if isinstance(server, Unknown):
-        return server
-    return f"{server}/{image.repository}:{image.tag}"
+    """``<login server>/<repository>:<tag>``, and ``@<digest>`` for a declared image (the
+    registry's copy, pinned: a moved tag changes nothing that runs)."""
+    found = image.resolve(inputs.images)
+    if found is None:
+        return Unknown(f"container_image/{image.container_image}")
+    server = inputs.login_servers.get(found.registry)
+    if server is None or isinstance(server, Unknown):
+        return server or Unknown(f"container_registry/{found.registry}.login_server")
+    return found.on(str(server))
 
 
 def _secret_ref(resource: Langfuse, variable: str, key: str | None = None) -> Obj:
@@ -277,14 +355,28 @@ def _resources(component: Component) -> Obj:
 
 
 def _pod(resource: Langfuse, component: str, container: Obj) -> Obj:
-    return {
-        "metadata": {"labels": _labels(resource, component)},
-        "spec": {
-            "serviceAccountName": resource.name,
-            "automountServiceAccountToken": False,
-            "containers": [container],
-        },
+    labels = _labels(resource, component)
+    if resource.identity is not None:
+        labels[USE_LABEL] = "true"
+    spec: Obj = {
+        "serviceAccountName": resource.name,
+        "automountServiceAccountToken": False,
+        "containers": [container],
     }
+    if uses_csi(resource):  # the driver syncs the Secret only while a pod mounts the volume
+        mount = {"name": CSI_VOLUME, "mountPath": CSI_MOUNT_PATH, "readOnly": True}
+        container["volumeMounts"] = [*container.get("volumeMounts", []), mount]
+        spec["volumes"] = [
+            {
+                "name": CSI_VOLUME,
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "readOnly": True,
+                    "volumeAttributes": {"secretProviderClass": provider_class_name(resource)},
+                },
+            }
+        ]
+    return {"metadata": {"labels": labels}, "spec": spec}
 
 
 def _deployment(resource: Langfuse, component: Component, health: str, inputs: Inputs) -> Obj:

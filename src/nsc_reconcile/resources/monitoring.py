@@ -34,7 +34,6 @@ from nsc_reconcile.resources.base import (
     tag_fields,
     to_wire,
     unflatten,
-    writable_wire,
 )
 
 # ------------------------------------------------------------------------------- helpers
@@ -195,26 +194,25 @@ class LogAnalyticsTableReconciler(ArmReconciler[LogAnalyticsTable]):
                 normalized[path] = value.lower()  # the service takes `dateTime` and `datetime`
         return normalized
 
-    def write(self, ctx: Context, resource: LogAnalyticsTable, live: Live | None) -> None:
-        """Create, or update merging into the live table; when a declared column's type
-        differs from the live one (possible only after the engine accepted a replacement),
-        delete the table first."""
+    def delete(self, ctx: Context, resource: LogAnalyticsTable, live: Live) -> None:
+        """A column type changes only by deleting the table (and its rows) first: reached
+        only once the engine accepted the replacement (--allow-replace, --confirm-data-loss)."""
+        ctx.clients.loganalytics.tables.begin_delete(
+            _workspace_group(ctx, resource.workspace), resource.workspace, resource.name
+        ).result()
+
+    def body(
+        self,
+        ctx: Context,
+        resource: LogAnalyticsTable,
+        fields: dict[str, Any],
+        live: Live | None,
+    ) -> dict[str, Any]:
+        """The live table with the declared columns (other columns kept, without the
+        read-only display flags), retention and plan; the declared fields are per-column
+        paths, not the REST shape."""
         declared_types = {c.name: c.type for c in resource.columns}
-        base: dict[str, Any] = {}
-        if live is not None:
-            wire = to_wire(live.raw)
-            columns = ((wire.get("properties") or {}).get("schema") or {}).get("columns") or []
-            conflict = any(
-                str(c.get("type", "")).lower() != declared_types[c.get("name")].lower()
-                for c in columns
-                if c.get("name") in declared_types
-            )
-            if conflict:
-                ctx.clients.loganalytics.tables.begin_delete(
-                    _workspace_group(ctx, resource.workspace), resource.workspace, resource.name
-                ).result()
-            else:
-                base = writable_wire(live.raw)
+        base = self.kept(live)
         props = base.setdefault("properties", {})
         schema = props.setdefault("schema", {})
         kept = [
@@ -230,7 +228,7 @@ class LogAnalyticsTableReconciler(ArmReconciler[LogAnalyticsTable]):
             props["totalRetentionInDays"] = resource.total_retention_days
         else:
             props.pop("totalRetentionInDays", None)  # keep the service default (= retention)
-        self.put(ctx, resource, base, None)
+        return base
 
 
 # ------------------------------------------------------------------ data collection rule
@@ -529,16 +527,19 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
             )
         return normalized
 
-    def write(self, ctx: Context, resource: ActionGroup, live: Live | None) -> None:
-        fields = self._plain(ctx, resource)
-        uris = self._webhook_uris(ctx, resource)  # the values, read only now for the body
+    def body(
+        self, ctx: Context, resource: ActionGroup, fields: dict[str, Any], live: Live | None
+    ) -> dict[str, Any]:
+        """The merged body with each webhook receiver's URI (the values, read only now) and
+        its pin tag; the declared fields hold pins, not URIs."""
+        fields = {path: value for path, value in fields.items() if path != WEBHOOK_URIS}
+        uris = self._webhook_uris(ctx, resource)
         pins = self._webhook_pins(ctx, resource)
         if isinstance(uris, Unknown) or isinstance(pins, Unknown):
             missing = uris if isinstance(uris, Unknown) else pins
             raise LookupError(f"webhook URI not available: {missing}")
         hooks = fields.pop("properties.webhookReceivers")
-        base = writable_wire(live.raw) if live is not None else {}
-        body = deep_merge(base, unflatten(fields))
+        body = deep_merge(self.kept(live), unflatten(fields))
         body["properties"]["webhookReceivers"] = [
             {**h, "serviceUri": uris[h["name"]]} for h in hooks
         ]
@@ -548,7 +549,7 @@ class ActionGroupReconciler(ArmReconciler[ActionGroup]):
         for name, pin in pins.items():
             tags[_pin_tag(name)] = f"{pin}:{_digest(uris[name])}"
         body["tags"] = tags
-        self.put(ctx, resource, body, live.etag if live is not None else None)
+        return body
 
 
 # ----------------------------------------------------------------------------- log alert

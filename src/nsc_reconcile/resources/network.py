@@ -366,22 +366,25 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
                 out[path] = sorted(value)
         return super().normalize(out)
 
-    def write(self, ctx: Context, resource: PrivateEndpoint, live: Live | None) -> None:
-        declared = self.declared(ctx, resource)
-        own = {k: v for k, v in declared.items() if not k.startswith((ZONE_GROUP, DNS_RECORDS))}
-        rest = {k: v for k, v in declared.items() if k not in own}
+    def send(
+        self,
+        ctx: Context,
+        resource: PrivateEndpoint,
+        fields: dict[str, Any],
+        live: Live | None,
+    ) -> None:
+        """Two resources behind one address: the endpoint (``put``), then its zone group,
+        each written only when it differs (the zone group is a child with its own PUT;
+        writing it again makes Azure rewrite the A records). A replacement (a new subnet or
+        connection, a Rejected connection) was done before this by ``delete``: the NIC,
+        zone group and A records go with the endpoint."""
+        own = {k: v for k, v in fields.items() if not k.startswith((ZONE_GROUP, DNS_RECORDS))}
+        rest = {k: v for k, v in fields.items() if k not in own}
         broken = self.health(live) if live is not None else []
         endpoint_changes = self.field_changes(own, live)
         endpoint_changes += [c for c in broken if not c.path.startswith(ZONE_GROUP)]
-        if live is not None and any(c.requires_replacement for c in endpoint_changes):
-            # Only reached with --allow-replace (the engine refuses otherwise). An endpoint
-            # holds no data: delete it (its NIC, zone group and A records go with it), recreate.
-            ctx.clients.network.private_endpoints.begin_delete(
-                ctx.resource_group, resource.name
-            ).result()
-            live = None
         if live is None or endpoint_changes:
-            self._put_endpoint(ctx, resource, own, live)
+            self.put(ctx, resource, self.body(ctx, resource, own, live), None)
         dns_changes = self.field_changes(rest, live)
         dns_changes += [c for c in broken if c.path.startswith(ZONE_GROUP)]
         if live is None or dns_changes:
@@ -389,21 +392,31 @@ class PrivateEndpointReconciler(ArmReconciler[PrivateEndpoint]):
             foreign = bool(live.facts.get("foreign_zone_group")) if live is not None else False
             self._put_zone_group(ctx, resource, rest[_ZONE_CONFIGS], zone_group, foreign)
 
-    def _put_endpoint(
-        self, ctx: Context, resource: PrivateEndpoint, own: dict[str, Any], live: Live | None
-    ) -> None:
-        from azure.mgmt.network.models import PrivateEndpoint as PrivateEndpointModel
-
-        base = writable_wire(live.raw) if live is not None else {}
-        ours = unflatten(own)
-        for key in (_AUTO, _MANUAL):  # keep what the live connection holds beyond our fields
+    def body(
+        self,
+        ctx: Context,
+        resource: PrivateEndpoint,
+        fields: dict[str, Any],
+        live: Live | None,
+    ) -> dict[str, Any]:
+        """The endpoint's body (``fields``: its own, not the zone group's); a connection keeps
+        what the live one holds beyond our fields (its state, its id)."""
+        base = self.kept(live)
+        ours = unflatten(self.sent(ctx, resource, fields, live))
+        for key in (_AUTO, _MANUAL):
             field = key.split(".", 1)[1]
             wanted = ours.get("properties", {}).get(field)
             had = base.get("properties", {}).get(field) or []
             if isinstance(wanted, list) and len(wanted) == 1 and len(had) == 1:
                 merged = deep_merge(had[0], {"properties": wanted[0]["properties"]})
                 ours["properties"][field] = [merged]
-        body = deep_merge(base, ours)
+        return deep_merge(base, ours)
+
+    def put(
+        self, ctx: Context, resource: PrivateEndpoint, body: dict[str, Any], etag: str | None
+    ) -> None:
+        from azure.mgmt.network.models import PrivateEndpoint as PrivateEndpointModel
+
         ctx.clients.network.private_endpoints.begin_create_or_update(
             ctx.resource_group, resource.name, sdk_model(PrivateEndpointModel, body)
         ).result()
@@ -609,11 +622,12 @@ class NsgRuleReconciler(ArmReconciler[NsgRule]):
                 out[path] = out[path].lower()
         return super().normalize(out)
 
-    def write(self, ctx: Context, resource: NsgRule, live: Live | None) -> None:
-        base = writable_wire(live.raw) if live is not None else {}
+    def kept(self, live: Live | None) -> dict[str, Any]:
+        """The live rule without its address and port forms: ours decide which form (single
+        or plural) is used."""
+        base = super().kept(live)
         props = dict(base.get("properties") or {})
-        for single, plural in _FORMS.values():  # ours decide which form is used
+        for single, plural in _FORMS.values():
             props.pop(single, None)
             props.pop(plural, None)
-        body = deep_merge({**base, "properties": props}, unflatten(self.declared(ctx, resource)))
-        self.put(ctx, resource, body, live.etag if live is not None else None)
+        return {**base, "properties": props}

@@ -18,11 +18,8 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
-    deep_merge,
     sdk_model,
     tag_fields,
-    unflatten,
-    writable_wire,
 )
 
 ACCOUNT_TYPE = "Microsoft.CognitiveServices/accounts"
@@ -37,10 +34,6 @@ _ABSENT_MEANS: dict[str, Any] = {
     "properties.networkAcls.ipRules": [],
     "properties.disableLocalAuth": False,
 }
-
-
-class ReplacementNotAutomatedError(Exception):
-    """A change Azure cannot make in place; this tool does not delete accounts for you."""
 
 
 def _account_id(ctx: Context, name: str) -> str:
@@ -104,29 +97,17 @@ class OpenAIAccountReconciler(ArmReconciler[OpenAIAccount]):
             normalized["properties.customSubDomainName"] = subdomain.lower()
         return normalized
 
-    def write(self, ctx: Context, resource: OpenAIAccount, live: Live | None) -> None:
-        """Create, or update in place keeping what we do not own (including the live
-        `kind`). Raises ReplacementNotAutomatedError, before any call, for a change of
-        subdomain or location: replacing an account loses its keys, deployments and private
-        endpoint connection, so it is left to a person."""
-        ours = self.declared(ctx, resource)
+    def sent(
+        self, ctx: Context, resource: OpenAIAccount, fields: dict[str, Any], live: Live | None
+    ) -> dict[str, Any]:
+        """`kind` only on create: an update keeps the live kind (OpenAI or the AIServices
+        upgrade). A change of subdomain or location is refused before this (manual
+        ``replace_policy``): replacing an account loses its keys, deployments and private
+        endpoint connection."""
+        sent = super().sent(ctx, resource, fields, live)
         if live is not None:
-            fixed = self.normalize({p: live.fields.get(p) for p in self.immutable})
-            wanted = self.normalize({p: ours[p] for p in self.immutable})
-            moved = sorted(
-                p for p in self.immutable if p != "kind" and fixed.get(p) != wanted.get(p)
-            )
-            if moved:
-                raise ReplacementNotAutomatedError(
-                    f"openai_account/{resource.name}: {', '.join(moved)} cannot change in "
-                    "place and replacing an OpenAI account is not automated (it would lose "
-                    "its keys, deployments and private endpoint connection); delete and purge "
-                    "it deliberately, then apply again"
-                )
-            del ours["kind"]  # keep the live kind (OpenAI or its AIServices upgrade)
-        base = writable_wire(live.raw) if live is not None else {}
-        body = deep_merge(base, unflatten(ours))
-        self.put(ctx, resource, body, live.etag if live is not None else None)
+            sent.pop("kind", None)
+        return sent
 
     def current_keys(self, ctx: Context, resource: OpenAIAccount) -> tuple[str, str]:
         """The account's key1 and key2 now (``listKeys``), registered for redaction."""
@@ -201,11 +182,15 @@ class ModelDeploymentReconciler(ArmReconciler[ModelDeployment]):
             desired = {**desired, _VERSION: live.fields[_VERSION]}
         return super().changes(desired, live)
 
-    def write(self, ctx: Context, resource: ModelDeployment, live: Live | None) -> None:
+    def sent(
+        self, ctx: Context, resource: ModelDeployment, fields: dict[str, Any], live: Live | None
+    ) -> dict[str, Any]:
+        """A model version Azure upgraded the deployment to is written back as it is."""
+        sent = super().sent(ctx, resource, fields, live)
         version = live.fields.get(_VERSION) if live is not None else None
         if upgraded_by_azure(resource.version_upgrade_option, resource.model_version, version):
-            resource = resource.model_copy(update={"model_version": version})
-        super().write(ctx, resource, live)
+            sent[_VERSION] = version
+        return sent
 
     def resource_id(self, ctx: Context, resource: ModelDeployment) -> str:
         return f"{_account_id(ctx, resource.account)}/deployments/{resource.name}"

@@ -30,11 +30,6 @@ _SERVER_ENUMS = frozenset(
 )
 
 
-class ReplacementNotAutomatedError(Exception):
-    """A change Azure cannot make in place on a stateful resource; never automated here,
-    because replacing a server or database deletes its data."""
-
-
 class AdminPasswordUnavailableError(Exception):
     """The admin password could not be read from Key Vault (the value is never shown)."""
 
@@ -91,19 +86,17 @@ class PostgresqlServerReconciler(ArmReconciler[PostgresqlServer]):
         # Azure runs one operation at a time per server (server updates, database creates).
         return f"postgresql_server/{resource.name}"
 
-    def write(self, ctx: Context, resource: PostgresqlServer, live: Live | None) -> None:
-        declared = self.declared(ctx, resource)
+    def send(
+        self, ctx: Context, resource: PostgresqlServer, declared: dict[str, Any], live: Live | None
+    ) -> None:
+        """Not one PUT of a merged body: a create is a PUT that must carry the admin password
+        (read from Key Vault only then); an update is a PATCH of only the fields that differ,
+        which needs no password (a PUT would). A change of login or location never gets here
+        (manual ``replace_policy``: ``write`` refuses it)."""
         if live is None:
             self._create(ctx, resource, declared)
             return
         changes = self.changes(declared, live)
-        fixed = [c.path for c in changes if c.path in self.immutable]
-        if fixed:
-            raise ReplacementNotAutomatedError(
-                f"{', '.join(fixed)} cannot change on an existing server; replacing "
-                f"{resource.name} would delete its data, so it is not automated: migrate "
-                "(dump/restore) to a new server by hand"
-            )
         changed = {c.path for c in changes if c.path in declared}
         if len(changed) < len(changes):  # unhealthy (health): repair by sending all we own
             changed |= {p for p in declared if p not in self.immutable}
@@ -211,6 +204,9 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
     replace_steps = (
         "replacing database {name} would delete its data: create a new database and migrate by hand"
     )
+    # Everything we declare is immutable: a declared change is a replacement, which write
+    # refuses (manual policy); a database whose operation failed (health) is written again
+    # as it is: a repair.
     immutable = frozenset({"properties.charset", "properties.collation"})
 
     def resource_id(self, ctx: Context, resource: Database) -> str:
@@ -242,13 +238,3 @@ class PostgresqlDatabaseReconciler(ArmReconciler[Database]):
 
     def lock_key(self, resource: Database) -> str | None:
         return f"postgresql_server/{resource.server}"
-
-    def write(self, ctx: Context, resource: Database, live: Live | None) -> None:
-        # Everything we declare is immutable: a declared change needs a replacement. A
-        # database whose operation failed (health) is written again as it is: a repair.
-        if live is not None and self.field_changes(self.declared(ctx, resource), live):
-            raise ReplacementNotAutomatedError(
-                f"charset/collation of database {resource.name} cannot change in place; "
-                "replacing it would delete its data, so it is not automated"
-            )
-        super().write(ctx, resource, live)

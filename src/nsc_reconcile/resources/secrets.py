@@ -302,12 +302,22 @@ class KeyVaultSecretReconciler(ArmReconciler[KeyVaultSecret]):
         ]
 
     # ------------------------------------------------------------------ write
-    def write(self, ctx: Context, resource: KeyVaultSecret, live: Live | None) -> None:
-        """Set the value (a new version) only when it differs or the secret is missing;
-        otherwise update tags/content type on the current version. A generated value is
-        made only when the secret does not exist (also not after a soft-delete: the
-        recovered value is kept), and once per run even when a retry follows a failure
-        after the value was set. Raises SecretSourceError for an external secret."""
+    def send(
+        self,
+        ctx: Context,
+        resource: KeyVaultSecret,
+        fields: dict[str, Any],
+        live: Live | None,
+    ) -> None:
+        """Not one PUT of ``fields``: the calls depend on the value, found here (set a new
+        version, update the tags of the current one, or pin a value set in a failed try),
+        and go through the plane that can make them (SecretWriter: the data plane, or ARM
+        when it is private). Sets the value (a new version) only when it differs or the
+        secret is missing; otherwise updates tags/content type on the current version. A
+        generated value is made only when the secret does not exist (also not after a
+        soft-delete: the recovered value is kept), and once per run even when a retry
+        follows a failure after the value was set. Raises SecretSourceError for an
+        external secret."""
         if _external(resource):
             raise SecretSourceError(
                 f"external secret {resource.name} is managed outside this tool: never written"

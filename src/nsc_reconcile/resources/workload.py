@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from nsc_reconcile.changes import FieldChange, ReplacePolicy, Unknown, diff_fields
+from nsc_reconcile.model.images import declared_images
 from nsc_reconcile.model.workload import Langfuse
 from nsc_reconcile.resources.base import Context, Live, Owned, Reconciler
 from nsc_reconcile.resources.kubeapi import (
@@ -39,8 +40,10 @@ from nsc_reconcile.resources.langfuse_manifests import (
     base_object,
     declared_objects,
     manifests,
+    provider_class_name,
     secret_keys,
     secret_name,
+    uses_csi,
     values_digest,
 )
 
@@ -165,7 +168,13 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         api = self._api(ctx, resource)
         objects: dict[str, Obj] = {}
         ns = resource.namespace
-        named = (("ServiceAccount", resource.name), ("Secret", secret_name(resource)))
+        # With the CSI driver the Secret is the driver's: the SecretProviderClass is read.
+        values = (
+            ("SecretProviderClass", provider_class_name(resource))
+            if uses_csi(resource)
+            else ("Secret", secret_name(resource))
+        )
+        named = (("ServiceAccount", resource.name), values)
         listed = ("Service", "Deployment", "StatefulSet", "Ingress")
         paths = [
             path_of("Namespace", ns, ""),
@@ -265,13 +274,15 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         """What the manifests need. The Secret is compared by the Key Vault versions of its
         values (from ARM reads, so a plan works outside a private vault's VNet); with
         ``with_values`` its values are read too, but only when it must be written."""
+        images = declared_images(ctx.state.container_images)
         registries = {
-            image.registry
+            found.registry
             for image in (
                 resource.web.image,
                 resource.worker.image,
                 *(getattr(resource, d.part).image for d in DEPENDENCIES),
             )
+            if (found := image.resolve(images)) is not None
         }
         login_servers: dict[str, Any] = {}
         for registry in registries:
@@ -282,10 +293,24 @@ class LangfuseReconciler(Reconciler[Langfuse]):
             )
         server = f"postgresql_server/{resource.database.server}"
         db_user = None if resource.database.username_secret else ctx.output(server, "admin_login")
+        fqdn = ctx.output(server, "fqdn")
+        client_id = None
+        if resource.identity is not None:
+            address = f"user_assigned_identity/{resource.identity}"
+            client_id = ctx.output(address, "client_id") or Unknown(f"{address}.client_id")
+        if uses_csi(resource):  # the CSI driver reads Key Vault: no versions, no values
+            vault = ctx.live(f"key_vault/{resource.key_vault}")
+            tenant = vault.fields.get("properties.tenantId") if vault is not None else None
+            return Inputs(
+                login_servers, fqdn, db_user, None, images=images, client_id=client_id,
+                tenant_id=tenant or Unknown(f"key_vault/{resource.key_vault}.tenant_id"),
+            )  # fmt: skip
         versions = self._secret_versions(ctx, resource)
         stale = with_values and self._secret_stale(ctx, resource, versions)
         values = self._secret_values(ctx, resource) if stale else None
-        return Inputs(login_servers, ctx.output(server, "fqdn"), db_user, values, versions)
+        return Inputs(
+            login_servers, fqdn, db_user, values, versions, images=images, client_id=client_id
+        )
 
     def _secret_versions(self, ctx: Context, resource: Langfuse) -> str | Unknown:
         """VERSIONS_ANNOTATION as it should be: each Key Vault secret's current version."""
@@ -308,6 +333,8 @@ class LangfuseReconciler(Reconciler[Langfuse]):
 
     def _vault_notes(self, ctx: Context, resource: Langfuse) -> list[str]:
         """What needs the VNet: writing the Secret reads its values from a private vault."""
+        if uses_csi(resource):
+            return []  # the CSI driver reads the vault from inside the cluster
         vault = ctx.live(f"key_vault/{resource.key_vault}")
         private = vault is not None and (
             str(vault.fields.get("properties.publicNetworkAccess") or "").lower() == "disabled"
@@ -439,6 +466,26 @@ class LangfuseReconciler(Reconciler[Langfuse]):
             )
         return notes
 
+    def refusal(self, ctx: Context, resource: Langfuse, live: Live | None) -> str | None:
+        """Blocks ``secrets_delivery: csi`` on a cluster without the Key Vault CSI add-on
+        (``addonProfiles.azureKeyvaultSecretsProvider.enabled``, as read from the cluster):
+        no driver would mount the volume, and the pods would never start."""
+        if not uses_csi(resource):
+            return None
+        cluster = ctx.live(f"aks_cluster/{resource.cluster}")
+        if cluster is None:
+            return None  # the existing cluster's own plan says it is missing
+        path = "properties.addonProfiles.azureKeyvaultSecretsProvider.enabled"
+        if cluster.fields.get(path) is True:
+            return None
+        return (
+            f"`secrets_delivery: csi` needs the Secrets Store CSI driver, but aks_cluster/"
+            f"{resource.cluster} does not have it ({path} is not true): enable the "
+            f"azure-keyvault-secrets-provider add-on (`az aks enable-addons --addons "
+            f"azure-keyvault-secrets-provider --name {resource.cluster}`), or use "
+            "`secrets_delivery: tool`"
+        )
+
     # ------------------------------------------------------------------ write
     def write(self, ctx: Context, resource: Langfuse, live: Live | None) -> None:
         """Server-side apply every object that differs (deleting first one whose immutable
@@ -476,7 +523,11 @@ class LangfuseReconciler(Reconciler[Langfuse]):
         """Server-side apply only the Secret, filled from the current Key Vault versions (a
         value set in this run is used unread): what apply would write, after a credential
         rotation. Other objects are left as they are. Raises WorkloadError while a Key Vault
-        secret is missing."""
+        secret is missing. With ``secrets_delivery: csi`` there is no Secret of ours: nothing
+        is written (the restart that follows makes the CSI driver fetch the new version when
+        the new pods mount the volume)."""
+        if uses_csi(resource):
+            return
         inputs = self._inputs(ctx, resource, with_values=False)
         inputs.secret_values = self._secret_values(ctx, resource)
         secret = next(m for m in manifests(resource, inputs) if m["kind"] == "Secret")

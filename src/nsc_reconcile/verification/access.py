@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nsc_reconcile.changes import Unknown
-from nsc_reconcile.model.access import MANAGEMENT_ROLES, RoleAssignment
+from nsc_reconcile.model.access import AZURE_DATABRICKS_APP_ID, MANAGEMENT_ROLES, RoleAssignment
 from nsc_reconcile.model.images import ContainerImage
 from nsc_reconcile.resources.base import to_wire
 from nsc_reconcile.verification.context import Run, make_check
@@ -33,6 +33,11 @@ def principal_label(grant: RoleAssignment) -> str:
         return f"user_assigned_identity/{principal.identity}"
     if principal.aks_kubelet is not None:
         return f"kubelet of aks_cluster/{principal.aks_kubelet}"
+    if principal.caller:
+        return "the caller (who runs nsc-reconcile)"
+    if principal.application_id is not None:
+        known = " (AzureDatabricks)" if principal.application_id == AZURE_DATABRICKS_APP_ID else ""
+        return f"application {principal.application_id}{known}"
     return f"{principal.principal_type} {principal.object_id}"
 
 

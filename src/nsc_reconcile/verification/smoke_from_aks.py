@@ -13,6 +13,7 @@ import secrets
 import time
 from typing import Any
 
+from nsc_reconcile.model.images import declared_images
 from nsc_reconcile.verification.context import Run, rg_of
 from nsc_reconcile.verification.results import Check, Status
 from nsc_reconcile.verification.smoke_from import SmokePlan, checks_from_output, script_text
@@ -166,17 +167,24 @@ def run_in_cluster(run: Run, plan: SmokePlan) -> list[Check]:
         return plan.settle(Status.SKIP, "no AKS cluster declared")
     namespace = smoke.namespace or (langfuse.namespace if langfuse is not None else "default")
     cluster = run.live(f"aks_cluster/{cluster_name}")
-    registry = run.live(f"container_registry/{smoke.image.registry}")
     if cluster is None:
         return plan.settle(Status.FAIL, f"aks_cluster/{cluster_name} does not exist")
+    found = smoke.image.resolve(declared_images(run.state.container_images))
+    if found is None:  # the loader refuses such a file; a state built in code may not
+        return plan.settle(
+            Status.FAIL,
+            f"smoke.image.container_image: container_image/{smoke.image.container_image} is "
+            "not declared in container_images",
+        )
+    registry = run.live(f"container_registry/{found.registry}")
     server = registry.fields.get("properties.loginServer") if registry is not None else None
     if not server:
         return plan.settle(
             Status.FAIL,
-            f"smoke.image.registry: container_registry/{smoke.image.registry} is not declared "
+            f"smoke.image: container_registry/{found.registry} is not declared "
             "in existing.container_registries, or does not exist (no loginServer)",
         )
-    image = f"{server}/{smoke.image.repository}:{smoke.image.tag}"
+    image = found.on(str(server))
     try:
         api = run.clients.kubernetes_api_client(rg_of(cluster.id), cluster_name)
     except Exception as error:

@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.emulator.arm.ids import parse_path
+from nsc_reconcile.emulator.graph import first_party_principal_ids
 from nsc_reconcile.emulator.kinds.base import Kind, Reply, Resource
 from nsc_reconcile.emulator.kinds.identity import IDENTITY_TYPE, TENANT_ID, UserAssignedIdentity
 from nsc_reconcile.emulator.protocol import ArmError, Request, Response
@@ -224,14 +225,17 @@ def role_definition(world: World, guid: str) -> Resource:
 def lookup_principal(world: World, principal_id: str) -> tuple[str | None, float]:
     """``(principal type, monotonic time from which it is visible)``; type None when the
     directory has no such principal. Known: the world's configured ``directory_principals``,
-    the emulator's caller, user-assigned identities (visible once the world's replication delay
-    has passed) and system-assigned / kubelet identities of resources in the world."""
+    the emulator's caller, first-party service principals (graph.py), user-assigned
+    identities (visible once the world's replication delay has passed) and system-assigned /
+    kubelet identities of resources in the world."""
     wanted = principal_id.lower()
     configured = world.directory_principals.get(wanted)
     if configured is not None:
         return configured, 0.0
     if wanted == CALLER_OBJECT_ID:
         return "User", 0.0
+    if wanted in first_party_principal_ids():  # service principals Graph knows (graph.py)
+        return "ServicePrincipal", 0.0
     for user_assigned in world.list_by_type(IDENTITY_TYPE):
         if str((user_assigned.get("properties") or {}).get("principalId", "")).lower() == wanted:
             kind = world.kind_for(IDENTITY_TYPE)

@@ -14,6 +14,7 @@ import re
 import uuid
 from typing import Any
 
+from nsc_reconcile.emulator.kubernetes.csi import prepare_provider_class
 from nsc_reconcile.emulator.kubernetes.errors import KubeError, invalid, utc_now
 from nsc_reconcile.emulator.kubernetes.ingress import prepare_ingress
 from nsc_reconcile.emulator.kubernetes.quantities import canonical_map
@@ -57,6 +58,8 @@ def prepare(objects: Objects, rt: ResourceType, name: str, obj: Obj, old: Obj | 
         _prepare_deployments(rt, name, obj, old)
     elif rt.plural == "statefulsets":
         _prepare_statefulsets(rt, name, obj, old)
+    elif rt.plural == "secretproviderclasses":
+        prepare_provider_class(rt, name, obj)
     elif rt.plural == "persistentvolumeclaims":
         _prepare_claims(rt, name, obj, old)
     elif rt.plural == "ingresses":

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import copy
 import threading
+from typing import TYPE_CHECKING
 
 from nsc_reconcile.emulator.kubernetes.bodies import field_manager, parse_body
+from nsc_reconcile.emulator.kubernetes.csi import CsiDriver
 from nsc_reconcile.emulator.kubernetes.errors import KubeError
 from nsc_reconcile.emulator.kubernetes.jobs import JobController, propagation_of
 from nsc_reconcile.emulator.kubernetes.ownership import server_side_apply
@@ -27,6 +29,9 @@ from nsc_reconcile.emulator.kubernetes.store import Store
 from nsc_reconcile.emulator.protocol import Request, Response
 from nsc_reconcile.emulator.sandbox import Sandbox
 
+if TYPE_CHECKING:
+    from nsc_reconcile.emulator.arm import World
+
 _KUBERNETES_SERVICE_IP = "10.0.0.1"
 _DNS_SERVICE_IP = "10.0.0.10"
 
@@ -34,13 +39,15 @@ _DNS_SERVICE_IP = "10.0.0.10"
 class KubernetesPlane:
     """The cluster's API server. ``snapshot``/``restore``/``reset`` serve the emulator reset."""
 
-    def __init__(self, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, sandbox: Sandbox | None = None, world: World | None = None) -> None:
         self._lock = threading.RLock()
         self._store = Store()
         self._seed()
         self._initial = copy.deepcopy(self._store)
         # Jobs run their pods in ``sandbox`` (the VNet's network view; none: no view).
         self.jobs = JobController(lambda: self._store, self._lock, sandbox)
+        # Mounts Key Vault secrets for pods with a secrets-store.csi.k8s.io volume (csi.py).
+        self.csi = CsiDriver(world)
 
     # -- reset --------------------------------------------------------------------------------
     def snapshot(self) -> object:
@@ -52,6 +59,7 @@ class KubernetesPlane:
             raise TypeError("restore() takes a value returned by snapshot()")
         with self._lock:
             self.jobs.reset()
+            self.csi.reset()
             self._store = copy.deepcopy(snapshot)
 
     def reset(self) -> None:
@@ -91,7 +99,11 @@ class KubernetesPlane:
         try:
             with self._lock:
                 self.jobs.sweep()  # what the controllers did since the last request
-                return self._handle(request)
+                self.csi.sweep(self._store)  # the kubelet retries failed mounts
+                response = self._handle(request)
+                if request.method not in ("GET", "HEAD") and response.status < 400:
+                    self.csi.sweep(self._store)  # pods of a new template mount at once
+                return response
         except KubeError as error:
             return error.response()
 

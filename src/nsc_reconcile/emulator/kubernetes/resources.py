@@ -66,6 +66,16 @@ TYPES = (
     ResourceType("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
     ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",)),
     ResourceType("batch", "v1", "jobs", "job", "Job", True),
+    ResourceType("", "v1", "events", "event", "Event", True, ("ev",)),
+    # The Secrets Store CSI driver's CRD (the AKS add-on azure-keyvault-secrets-provider).
+    ResourceType(
+        "secrets-store.csi.x-k8s.io",
+        "v1",
+        "secretproviderclasses",
+        "secretproviderclass",
+        "SecretProviderClass",
+        True,
+    ),
 )
 BY_ROUTE = {(t.group, t.version, t.plural): t for t in TYPES}
 NAMESPACES = BY_ROUTE[("", "v1", "namespaces")]
