@@ -703,6 +703,9 @@ class Engine:
         lock = self._write_lock(reconciler.lock_key(resource))
         replacing = any(c.requires_replacement for c in changes)
         action = "create" if live is None else "replace" if replacing else "update"
+        # Right after this apply wrote what the resource needs (an identity, a grant), Azure
+        # may not know it everywhere yet: its kind's propagation codes get minutes, not tries.
+        spec = kinds.spec(resource.kind)
         with lock:
             call_with_retry(
                 self._fresh_write(address, live, allow_replace, action),
@@ -710,6 +713,7 @@ class Engine:
                 what=f"write {address}",
                 kind=resource.kind,
                 on_retry=self._on_retry(address),
+                patient=spec.propagation_codes if follows and spec is not None else frozenset(),
             )
         after = self._read(address)
         broken = reconciler.health(after) if after is not None else []

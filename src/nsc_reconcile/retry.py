@@ -216,10 +216,13 @@ def call_with_retry(
     what: str,
     kind: str | None = None,
     on_retry: Callable[[str, BaseException, float], None] | None = None,
+    patient: frozenset[str] = frozenset(),
 ) -> T:
     """Run ``fn``; retry transient failures per ``policy`` (``kind``: the resource kind, for
-    per-kind codes); re-raise the last failure. ``fn`` must be safe to repeat (the engine's
-    writes re-read before each retry)."""
+    per-kind codes); re-raise the last failure. Codes in ``patient`` (and SLOW_CODES) are
+    retried for ``policy.patience_s`` instead of ``policy.attempts``. ``fn`` must be safe to
+    repeat (the engine's writes re-read before each retry)."""
+    slow = SLOW_CODES | patient
     backoff = wait_exponential_jitter(
         multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.initial_wait_s
     )
@@ -230,7 +233,7 @@ def call_with_retry(
     def stop(state: RetryCallState) -> bool:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        if exc is not None and error_code(exc) in SLOW_CODES:
+        if exc is not None and (error_code(exc) in slow or _inner_code(exc) in slow):
             return (state.seconds_since_start or 0.0) >= policy.patience_s
         return state.attempt_number >= policy.attempts
 
@@ -257,9 +260,13 @@ _HOST = re.compile(r"host='([^']+)'(?:, port=(\d+))?")
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line: status, ARM code and message — never a request body."""
+    """One line: status, ARM code (with Key Vault's inner code) and message — never a
+    request body."""
     if isinstance(exc, HttpResponseError):
         code = error_code(exc)
+        inner = _inner_code(exc)
+        if inner and inner != code:
+            code = f"{code} ({inner})" if code else inner
         message = _message(exc) or exc.reason or ""
         parts = [str(exc.status_code) if exc.status_code else None, code, message]
         return _one_line(" ".join(p for p in parts if p))

@@ -30,11 +30,13 @@ from nsc_reconcile.emulator.app import Emulator
 from nsc_reconcile.emulator.graph import service_principal_id
 from nsc_reconcile.emulator.kinds.authorization import CALLER_OBJECT_ID
 from nsc_reconcile.emulator.worlds import KEY_VAULT_NAME
+from nsc_reconcile.engine import Engine
 from nsc_reconcile.graph import build_graph
 from nsc_reconcile.model.access import AZURE_DATABRICKS_APP_ID
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome
 from nsc_reconcile.resources.directory import principal_type_of
+from nsc_reconcile.retry import RetryPolicy
 from nsc_reconcile.verification import Status
 from tests.access_state import without_consumers
 from tests.conftest import apply_state, run_cli, verify_on, write_requests
@@ -197,6 +199,47 @@ def test_forbidden_by_rbac_right_after_the_grant_is_retried(
     puts = [i for i, e in enumerate(log) if e[0] == "PUT" and e[1].endswith("/agent-execute-mode")]
     assert [log[i][2] for i in puts] == [403, 403, 200]
     assert grant < puts[0]  # the deployer's grant came first
+
+
+PATIENT = RetryPolicy(attempts=3, initial_wait_s=0.02, max_wait_s=0.05, patience_s=30.0)
+
+
+def _propagating(secret: str) -> dict[str, Any]:
+    """Six refusals of ``secret``'s write, as Key Vault answers while a grant propagates."""
+    return {
+        "method": "PUT", "path": f"/secrets/{secret}$", "status": 403, "code": "Forbidden",
+        "inner_code": "ForbiddenByRbac", "count": 6,
+        "message": "Caller is not authorized to perform action on resource. If role "
+                   "assignments were changed recently, please observe propagation time.",
+    }  # fmt: skip
+
+
+def test_forbidden_by_rbac_outlasts_the_attempts_only_right_after_this_apply_granted(
+    desired_state: DesiredState, clients: Clients, ctl: Ctl
+) -> None:
+    """Six refusals (more than the policy's 3 attempts) are waited out while the grant the
+    secret follows was written by this apply (propagation); when the grant was already there,
+    the access is really missing and the write fails after its attempts."""
+    mode, salt = "key_vault_secret/agent-execute-mode", "key_vault_secret/langfuse-salt"
+    ctl("POST", "faults", _propagating("agent-execute-mode"))
+    engine = Engine(desired_state, clients, retry=PATIENT)
+    first = engine.apply(engine.plan(targets=[mode]))
+    outcomes = {r.address: r.outcome for r in first.resources}
+    assert outcomes["role_assignment/deployer-writes-secrets"] is Outcome.CREATED
+    assert outcomes[mode] is Outcome.CREATED, first.render()
+
+    ctl("POST", "faults", _propagating("langfuse-salt"))
+    engine = Engine(desired_state, clients, retry=PATIENT)
+    second = engine.apply(engine.plan(targets=[salt]))
+    outcomes = {r.address: r.outcome for r in second.resources}
+    assert outcomes["role_assignment/deployer-writes-secrets"] is Outcome.UNCHANGED
+    assert outcomes[salt] is Outcome.FAILED, second.render()
+    assert "ForbiddenByRbac" in (second.get(salt).detail or "")
+    refused = [
+        e for e in ctl("GET", "requests")
+        if e["method"] == "PUT" and e["path"].endswith("/langfuse-salt")
+    ]  # fmt: skip
+    assert len(refused) == PATIENT.attempts
 
 
 def test_every_secret_is_written_after_the_deployers_grant() -> None:

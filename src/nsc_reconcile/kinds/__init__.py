@@ -86,7 +86,10 @@ class KindSpec:
     the ``Clients`` members the reconciler reads and writes through; ``existing_read``: how
     the existing kind is read. ``edges``: further graph edges (see the field).
     ``transient_codes``: Azure error codes (or Key Vault inner codes) that are transient for
-    this kind only; ``time_factor``: how much longer than the default its operations take."""
+    this kind only; ``propagation_codes``: those of them that mean "what this resource needs
+    was just made and has not propagated yet" (a principal, a grant): when the resource follows
+    a write of this apply, they are retried for ``RetryPolicy.patience_s``, not a few attempts;
+    ``time_factor``: how much longer than the default its operations take."""
 
     kind: str
     model: type[Resource] | None = None
@@ -100,6 +103,7 @@ class KindSpec:
     sdk_clients: tuple[str, ...] = ()
     existing_read: ExistingRead | None = None
     transient_codes: frozenset[str] = frozenset()
+    propagation_codes: frozenset[str] = frozenset()
     time_factor: float = 1.0
     outputs: tuple[Output, ...] = ()
     private_link: tuple[PrivateLink, ...] = ()

@@ -82,8 +82,10 @@ register(
         phase=105,  # after the secrets (100) they may be scoped to, before the workload (110)
         sdk_clients=("authorization",),
         # Right after an identity is created the directory may not know its principal yet
-        # (replication delay; Azure Service Operator's recordings show it): try again.
+        # (replication delay; Azure Service Operator's recordings show it): try again, for
+        # minutes when the identity was created by this apply.
         transient_codes=frozenset({"PrincipalNotFound"}),
+        propagation_codes=frozenset({"PrincipalNotFound"}),
         edges=secrets_after_deployer_grants,
     )
 )

@@ -38,8 +38,11 @@ register(
         parent=Parent("key_vault", "vault", held_by=("secrets",)),
         sdk_clients=("keyvault_mgmt", "secret_client"),
         # Right after the deployer's grant on the vault, Key Vault may still refuse it
-        # (403 ForbiddenByRbac: "please observe propagation time"): try again.
+        # (403 ForbiddenByRbac: "please observe propagation time"): try again, for minutes
+        # when the grant was written by this apply (Azure RBAC changes can take up to 10
+        # minutes to take effect), a few times otherwise (a grant that is really missing).
         transient_codes=frozenset({"ForbiddenByRbac"}),
+        propagation_codes=frozenset({"ForbiddenByRbac"}),
     )
 )
 register(
