@@ -93,13 +93,14 @@ class NotLoopbackError(ValueError):
     """An emulator URL points somewhere other than this machine's loopback interface."""
 
 
-def _require_loopback(url: str, what: str) -> None:
+def require_loopback(url: str, what: str) -> str:
+    """``url`` when it names this machine's loopback interface; else NotLoopbackError."""
     host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost":
-        return
+        return url
     try:
         if ipaddress.ip_address(host).is_loopback:
-            return
+            return url
     except ValueError:
         pass
     raise NotLoopbackError(
@@ -286,16 +287,16 @@ class AzureTarget:
         before any connection is made; URLError/OSError when nothing answers.
         """
         arm_url = arm_url.rstrip("/")
-        _require_loopback(arm_url, "emulator ARM URL")
+        require_loopback(arm_url, "emulator ARM URL")
         info = _get_json(f"{arm_url}/_emulator/info", timeout_s)
         subscription_id = str(info["subscription_id"])
         kubernetes = info.get("kubernetes")
-        for key in ("keyvault", "kubernetes"):
+        for key in ("keyvault", "kubernetes", "acr", "graph"):
             if info.get(key):
-                _require_loopback(str(info[key]), f"emulator {key} URL")
+                require_loopback(str(info[key]), f"emulator {key} URL")
         dns = info.get("dns")
         if dns:
-            _require_loopback(f"udp://{dns}", "emulator DNS address")
+            require_loopback(f"udp://{dns}", "emulator DNS address")
         return cls(
             subscription_id=subscription_id,
             credential=StaticTokenCredential(),
@@ -335,7 +336,7 @@ def _loopback_vault_mapper(arm_url: str, subscription_id: str) -> Callable[[str]
                 if str(found.get("name", "")).lower() == vault and uri:
                     url = uri
                     break
-        _require_loopback(url, "Key Vault URL")
+        require_loopback(url, "Key Vault URL")
         return url
 
     return mapper
@@ -343,7 +344,7 @@ def _loopback_vault_mapper(arm_url: str, subscription_id: str) -> Callable[[str]
 
 def _get_json(url: str, timeout_s: float = 10.0) -> dict[str, Any]:
     """GET a JSON document from a loopback URL, never through a proxy."""
-    _require_loopback(url, "emulator URL")
+    require_loopback(url, "emulator URL")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=timeout_s) as answer:
         loaded: dict[str, Any] = json.load(answer)
@@ -556,7 +557,7 @@ class Clients:
         from azure.monitor.ingestion import LogsIngestionClient
 
         if self.target.arm_url is not None:
-            _require_loopback(endpoint, "logs ingestion endpoint")
+            require_loopback(endpoint, "logs ingestion endpoint")
         return LogsIngestionClient(
             endpoint=endpoint, credential=self.target.credential, **self._transport_kwargs()
         )

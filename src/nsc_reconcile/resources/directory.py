@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import threading
 import urllib.parse
@@ -55,16 +54,6 @@ def principal_type_of(claims: dict[str, Any]) -> str:
     if idtyp in ("app", "user"):
         return "ServicePrincipal" if idtyp == "app" else "User"
     return "User" if claims.get("scp") else "ServicePrincipal"
-
-
-def _loopback(url: str) -> str:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-            return url
-    except ValueError:
-        pass
-    raise DirectoryError(f"emulator Graph URL {url!r} is not a loopback address")
 
 
 class Directory:
@@ -115,7 +104,9 @@ class Directory:
             target = self.clients.target
             base = GRAPH_URL
             if target.arm_url is not None:  # the emulator: its Graph listener
-                base = _loopback(str(target.info["graph"]).rstrip("/"))
+                from nsc_reconcile.azure import require_loopback
+
+                base = require_loopback(str(target.info["graph"]).rstrip("/"), "emulator Graph URL")
             kwargs = self.clients._transport_kwargs()
             transport = kwargs.pop("transport", None) or RequestsTransport(**kwargs)
             policies = [

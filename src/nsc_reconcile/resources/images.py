@@ -14,7 +14,6 @@ digest with mode Force.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 import urllib.parse
@@ -42,16 +41,6 @@ class RegistryError(RuntimeError):
     """The registry's data plane answered something other than the manifest or its absence."""
 
 
-def _require_loopback(url: str) -> str:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-            return url
-    except ValueError:
-        pass
-    raise RegistryError(f"emulator registry URL {url!r} is not a loopback address")
-
-
 class RegistryClient:
     """Reads tags of one registry's data plane. Thread-safe; tokens are kept a few minutes."""
 
@@ -63,7 +52,11 @@ class RegistryClient:
         target = clients.target
         self.login_server = login_server.lower()
         if target.arm_url is not None:  # the emulator: its ACR listener serves every registry
-            self.base_url = _require_loopback(str(target.info["acr"]).rstrip("/"))
+            from nsc_reconcile.azure import require_loopback
+
+            self.base_url = require_loopback(
+                str(target.info["acr"]).rstrip("/"), "emulator registry URL"
+            )
         else:
             self.base_url = f"https://{self.login_server}"
         kwargs = clients._transport_kwargs()

@@ -34,12 +34,12 @@ def _workspace_host(run: Run, declared: str) -> str:
     target = run.clients.target
     if target.arm_url is None:
         return declared.rstrip("/")
-    from nsc_reconcile.azure import _require_loopback
+    from nsc_reconcile.azure import require_loopback
 
     emulated = str((getattr(target, "info", None) or {}).get("databricks") or "")
     if not emulated:
         raise RunFailed("the emulator serves no Databricks workspace")
-    _require_loopback(emulated, "emulator Databricks workspace URL")
+    require_loopback(emulated, "emulator Databricks workspace URL")
     return emulated
 
 
