@@ -9,6 +9,7 @@ change; no value is printed."""
 from __future__ import annotations
 
 import base64
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from nsc_reconcile.engine import Engine
 from nsc_reconcile.lease import ApplyLease
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.resources.workload import RESTARTED_AT
+from nsc_reconcile.retry import RetryPolicy
 from nsc_reconcile.rotate import RotationError, StepResult, plan_rotations, run_rotations
 from nsc_reconcile.verification import Status
-from tests.conftest import run_cli, write_requests
+from tests.conftest import apply_state, run_cli, write_requests
+from tests.csi_state import csi_overlay
 from tests.paths import DESIRED_STATE
 from tests.realpg import pg_connect, requires_postgres
 
@@ -402,3 +405,114 @@ def test_a_rotation_is_refused_while_another_apply_holds_the_lease(
     assert "another apply is running on environment dev" in " ".join(err.split())
     assert "[1/4]" not in out  # no step ran
     assert vault_client.get_secret(NEXTAUTH_SECRET).properties.version == version
+
+
+# --------------------------------------------------------------------------- secrets_delivery: csi
+@pytest.fixture
+def csi_file(ctl: Callable[..., Any], clients: Clients, tmp_path: Path) -> Path:
+    """The repository's desired state in `secrets_delivery: csi` (tests/csi_state.py),
+    applied: the CSI driver synced langfuse-secrets from Key Vault as the LangFuse identity."""
+    ctl("POST", "config", {"lro_seconds": {"*": 0}, "principal_replication_seconds": 0})
+    path = csi_overlay(tmp_path)
+    apply_state(load_desired_state(path), clients, ctl)
+    return path
+
+
+@requires_postgres
+def test_in_csi_mode_a_rotation_restarts_the_readers_and_the_driver_syncs_the_new_value(
+    csi_file: Path,
+    emu: Emulator,
+    ctl: Callable[..., Any],
+    clients: Clients,
+    kube: k8s.ApiClient,
+    vault_client: SecretClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = vault_client.get_secret(PG_SECRET).value
+    assert old
+    assert _secret_data(kube, "DATABASE_PASSWORD") == old
+    arm = emu.info["arm"]
+    code, out, err = run_cli(capsys, "rotate", str(csi_file), PG_SECRET, "--emulator", arm)
+    assert code == 0, out + err
+    steps = [
+        f"3. write Key Vault secret {PG_SECRET} in nsc-kv-dev",
+        f"4. restart Deployment {NAMESPACE}/langfuse, Deployment {NAMESPACE}/langfuse-worker "
+        f"(rollout restart: the new pods mount SecretProviderClass {NAMESPACE}/langfuse-key-vault, "
+        "the CSI driver fetches the new version from Key Vault as "
+        f"user_assigned_identity/id-langfuse-dev and syncs Secret {NAMESPACE}/langfuse-secrets)",
+        f"5. wait for the rollout of Deployment {NAMESPACE}/langfuse, Deployment "
+        f"{NAMESPACE}/langfuse-worker (their new pods ready: the mount fetched the new version), "
+        "then check secrets-delivery/langfuse",
+        "6. run the PostgreSQL smoke",
+    ]
+    for step in steps:
+        assert step in out, out
+    assert "update Secret" not in out  # the tool writes no Secret in csi mode
+    ctl("DELETE", "requests")
+    code, out, err = run_cli(capsys, "rotate", str(csi_file), PG_SECRET, "--emulator", arm,
+                             "--yes")  # fmt: skip
+    assert code == 0, out + err
+    assert out.count("    done: ") == 6, out
+    assert "done: 2 rolled out; secrets-delivery/langfuse PASS" in out
+    assert "done: 5 check(s) passed" in out  # the PostgreSQL smoke, with the new password
+    new = vault_client.get_secret(PG_SECRET).value
+    assert new
+    assert new != old
+    # The driver synced the new version into the Secret the pods read (compared in memory);
+    # the tool itself wrote no Secret.
+    assert _secret_data(kube, "DATABASE_PASSWORD") == new
+    assert not [w for w in write_requests(ctl) if "/secrets/langfuse-secrets" in w]
+    assert all(_restarted_at(kube).values())
+    assert old not in out + err
+    assert new not in out + err
+    _assert_no_change(load_desired_state(csi_file), clients)
+
+
+def test_in_csi_mode_a_missing_grant_stops_the_rotation_at_the_rollout_naming_it(
+    csi_file: Path,
+    emu: Emulator,
+    ctl: Callable[..., Any],
+    clients: Clients,
+    kube: k8s.ApiClient,
+    vault_client: SecretClient,
+) -> None:
+    old = vault_client.get_secret(NEXTAUTH_SECRET).value
+    ctl("POST", "config", {"enforce_vault_rbac": True})
+    identity = next(
+        i
+        for i in emu.world.list_by_type("Microsoft.ManagedIdentity/userAssignedIdentities")
+        if i["name"] == "id-langfuse-dev"
+    )
+    grant = next(
+        a
+        for a in emu.world.list_by_type("Microsoft.Authorization/roleAssignments")
+        if a["properties"]["principalId"] == identity["properties"]["principalId"]
+        and a["properties"]["scope"].endswith(f"/secrets/{NEXTAUTH_SECRET}")
+    )
+    ctl("DELETE", "state?id=" + urllib.parse.quote(grant["id"], safe=""))
+    state = load_desired_state(csi_file)
+    quick = RetryPolicy(attempts=2, initial_wait_s=0.05, max_wait_s=0.1, patience_s=0.3)
+    engine = Engine(state, clients, retry=quick)
+    rotations = plan_rotations(engine, [NEXTAUTH_SECRET])
+    lines: list[str] = []
+    result = run_rotations(engine, rotations, lines.append)
+    assert not result.ok
+    failed = result.steps[-1]
+    assert (failed.number, failed.total) == (4, 4)
+    assert failed.title.startswith("wait for the rollout of Deployment langfuse/langfuse")
+    assert "Deployment langfuse: 0/1 updated replicas available" in failed.outcome
+    assert "ForbiddenByRbac" in failed.outcome
+    assert f"objectName:{NEXTAUTH_SECRET}" in failed.outcome
+    assert "missing Key Vault Secrets User grant of user_assigned_identity/id-langfuse-dev" in (
+        failed.if_failed
+    )
+    assert "kubectl -n langfuse rollout restart deployment/langfuse" in failed.if_failed
+    new = vault_client.get_secret(NEXTAUTH_SECRET).value
+    assert new
+    assert new != old
+    # The mount failed: the driver did not sync the new value.
+    assert _secret_data(kube, "NEXTAUTH_SECRET") == old
+    shown = "\n".join(lines) + failed.outcome + failed.if_failed
+    assert old
+    assert old not in shown
+    assert new not in shown

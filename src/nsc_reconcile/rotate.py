@@ -2,23 +2,32 @@
 steps computed first (a dry run prints them and writes nothing), then run in order, each
 reporting its outcome; the first failure stops the run with the state things are in and how to
 finish by hand. Writes go through the reconcilers (Key Vault bookkeeping, the LangFuse Secret),
-so the next plan shows no change. No value is ever shown.
+so the next plan shows no change. With ``secrets_delivery: csi`` the tool writes no Secret: the
+readers' rollout restart makes the CSI driver fetch the new version as their pods mount, and
+the rollout is awaited. No value is ever shown.
 """
 
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nsc_reconcile.model.openai import OpenAIAccount
 from nsc_reconcile.model.postgres import PostgresqlServer
 from nsc_reconcile.model.secrets import Generate, KeyVaultSecret, parse_output_ref
 from nsc_reconcile.model.workload import Langfuse
 from nsc_reconcile.resources import reconciler_for
-from nsc_reconcile.resources.langfuse_manifests import secret_consumers, secret_keys, secret_name
+from nsc_reconcile.resources.langfuse_manifests import (
+    provider_class_name,
+    secret_consumers,
+    secret_keys,
+    secret_name,
+    uses_csi,
+)
 from nsc_reconcile.resources.openai import OpenAIAccountReconciler
 from nsc_reconcile.resources.postgres import PostgresqlServerReconciler
 from nsc_reconcile.resources.secrets import KeyVaultSecretReconciler, SecretSourceError
@@ -28,6 +37,10 @@ from nsc_reconcile.retry import call_with_retry, describe_error
 
 if TYPE_CHECKING:
     from nsc_reconcile.engine import Engine
+
+# How long a csi rotation waits for the restarted readers (seconds; kubectl rollout status has
+# no limit by default, the retry policy's patience bounds it when shorter).
+ROLLOUT_WAIT_S = 300.0
 
 __all__ = ["Rotation", "RotationError", "RotationResult", "Step", "StepResult", "plan_rotations"]
 
@@ -307,6 +320,8 @@ def _workload_steps(
     shown = ", ".join(f"{kind} {ns}/{name}" for kind, name in readers)
     kubectl = " ".join(f"{kind.lower()}/{name}" for kind, name in readers)
     restart = f"`kubectl -n {ns} rollout restart {kubectl}`"
+    if uses_csi(langfuse):
+        return _csi_steps(engine, langfuse, readers, shown, restart, then) if readers else []
     steps = [
         Step(
             f"update Secret {ns}/{secret} from Key Vault (as apply writes it)",
@@ -327,6 +342,41 @@ def _workload_steps(
             )
         )
     return steps
+
+
+def _csi_steps(
+    engine: Engine,
+    langfuse: Langfuse,
+    readers: list[tuple[str, str]],
+    shown: str,
+    restart: str,
+    then: str,
+) -> list[Step]:
+    """``secrets_delivery: csi``: no Secret of ours to write. The readers' rollout restart
+    makes their new pods mount the CSI volume, and the driver fetches every object from Key
+    Vault as the workload identity (the new version) and syncs the Secret; then the rollout
+    is awaited (``kubectl rollout status``) and the delivery checked."""
+    ns, secret, spc = langfuse.namespace, secret_name(langfuse), provider_class_name(langfuse)
+    check = f"secrets-delivery/{langfuse.name}"
+    return [
+        Step(
+            f"restart {shown} (rollout restart: the new pods mount SecretProviderClass "
+            f"{ns}/{spc}, the CSI driver fetches the new version from Key Vault as "
+            f"user_assigned_identity/{langfuse.identity} and syncs Secret {ns}/{secret})",
+            partial(_restart, engine, langfuse, readers),
+            f"Key Vault holds the new value; Secret {ns}/{secret} and the running pods still "
+            f"hold the old one: run {restart}{then}",
+        ),
+        Step(
+            f"wait for the rollout of {shown} (their new pods ready: the mount fetched the "
+            f"new version), then check {check}",
+            partial(_await_rollout, engine, langfuse, readers),
+            f"Key Vault holds the new value, but the restarted pods did not become ready (see "
+            f"above: e.g. a missing Key Vault Secrets User grant of user_assigned_identity/"
+            f"{langfuse.identity} names ForbiddenByRbac); the old pods may still run with the "
+            f"old value: fix the cause, run {restart}, then `verify FILE` ({check}){then}",
+        ),
+    ]
 
 
 def _openai_key(engine: Engine, item: KeyVaultSecret, account_name: str) -> Rotation:
@@ -474,6 +524,71 @@ def _restart(engine: Engine, langfuse: Langfuse, readers: list[tuple[str, str]])
         _retried(engine, f"restart {kind} {name}",
                  partial(found.restart, engine.context, langfuse, kind, name, at))  # fmt: skip
     return f"restartedAt {at}"
+
+
+def _await_rollout(engine: Engine, langfuse: Langfuse, readers: list[tuple[str, str]]) -> str:
+    """Poll as ``kubectl rollout status`` does until every reader's rollout is complete and
+    verify's ``secrets-delivery`` check passes, for at most ROLLOUT_WAIT_S (or the retry
+    policy's patience when shorter); else fail with what is pending and the check's detail
+    (the mount's failure: ``Available=False`` / ``FailedMount``)."""
+    from kubernetes import client as k8s
+
+    from nsc_reconcile.plans import Plan
+    from nsc_reconcile.verification.context import Run
+    from nsc_reconcile.verification.delivery import check_secrets_delivery
+    from nsc_reconcile.verification.results import Status
+    from nsc_reconcile.verification.workload import kube_of
+
+    state = engine.state
+    plan = Plan(state.environment, engine.context.subscription_id, state.resource_group, [])
+    run = Run(engine, plan, None, False)
+    apps = k8s.AppsV1Api(kube_of(run))
+    read = {"Deployment": apps.read_namespaced_deployment,
+            "StatefulSet": apps.read_namespaced_stateful_set}  # fmt: skip
+    policy = engine.retry
+    deadline = time.monotonic() + min(ROLLOUT_WAIT_S, policy.patience_s)
+    wait = max(policy.initial_wait_s, 0.05)
+    while True:
+        pending = [
+            f"{kind} {name}: {why}"
+            for kind, name in readers
+            if (why := rollout_pending(read[kind](name, langfuse.namespace)))
+        ]
+        check = check_secrets_delivery(run)
+        if not pending and check.status is Status.PASS:
+            return f"{len(readers)} rolled out; {check.id} PASS"
+        if time.monotonic() + wait > deadline:
+            shown = "; ".join([*pending, *([check.detail] if check.detail else [])])
+            raise StepFailedError(engine.redactor.redact(shown))
+        time.sleep(wait)
+        wait = min(wait * 2, policy.max_wait_s, 5.0)
+
+
+def rollout_pending(obj: Any) -> str:
+    """Why the rollout of a Deployment or StatefulSet is not complete ("" when it is), by the
+    rules of ``kubectl rollout status`` (kubectl pkg/polymorphichelpers/rollout_status.go):
+    the controller observed the current generation, every replica is updated, and every
+    updated replica is available (Deployment) or ready on the update revision (StatefulSet)."""
+    spec, status, meta = obj.spec, obj.status, obj.metadata
+    replicas = spec.replicas if spec.replicas is not None else 1
+    if status is None or (status.observed_generation or 0) < (meta.generation or 0):
+        return "waiting for the controller to observe the new template"
+    updated = status.updated_replicas or 0
+    if updated < replicas:
+        return f"{updated}/{replicas} new replicas updated"
+    if hasattr(status, "update_revision"):  # a StatefulSet
+        ready = status.ready_replicas or 0
+        if ready < replicas:
+            return f"{ready}/{replicas} replicas ready"
+        if status.update_revision and status.current_revision != status.update_revision:
+            return f"waiting for revision {status.update_revision}"
+        return ""
+    if (status.replicas or 0) > updated:
+        return f"{(status.replicas or 0) - updated} old replicas pending termination"
+    available = status.available_replicas or 0
+    if available < updated:
+        return f"{available}/{updated} updated replicas available"
+    return ""
 
 
 def _check_in_use(

@@ -31,7 +31,7 @@ from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Plan, ResourcePlan
 from nsc_reconcile.resources.langfuse_manifests import secret_keys
 from tests.conftest import write_requests
-from tests.paths import DESIRED_STATE
+from tests.csi_state import csi_overlay
 
 Ctl = Callable[..., Any]
 WORKLOAD = "kubernetes_workload/langfuse"
@@ -40,49 +40,6 @@ IDENTITY = "id-langfuse-dev"
 SPC = "langfuse-key-vault"
 GROUP = "secrets-store.csi.x-k8s.io"
 ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
-
-
-def _overlay(tmp_path: Path, *, csi: bool = True, federated: bool = True) -> Path:
-    """desired_state.yaml plus the LangFuse identity (and its grants, with ``csi``)."""
-    yaml = YAML(typ="safe")
-    data = yaml.load(DESIRED_STATE.read_text(encoding="utf-8"))
-    credentials = [
-        {
-            "name": "fic-langfuse",
-            "cluster": "nsc-aks-${env}",
-            "namespace": NS,
-            "service_account": "langfuse",
-        }
-    ]
-    data.setdefault("user_assigned_identities", []).append(
-        {"name": "id-langfuse-${env}", "federated_credentials": credentials if federated else []}
-    )
-    data["langfuse"]["identity"] = "id-langfuse-${env}"
-    if csi:
-        data["langfuse"]["secrets_delivery"] = "csi"
-        vault_secrets = sorted(set(data["langfuse"]["secret_env"].values()) | _passwords(data))
-        data.setdefault("role_assignments", []).extend(
-            {
-                "name": f"langfuse-reads-{name}",
-                "principal": {"identity": "id-langfuse-${env}"},
-                "scope": f"key_vault_secret/{name}",
-                "role": "Key Vault Secrets User",
-            }
-            for name in vault_secrets
-        )
-    path = tmp_path / "desired_state.yaml"
-    with path.open("w", encoding="utf-8") as handle:
-        yaml.dump(data, handle)
-    return path
-
-
-def _passwords(data: dict[str, Any]) -> set[str]:
-    langfuse = data["langfuse"]
-    found = {langfuse["database"]["password_secret"]}
-    for part in ("clickhouse", "redis", "blob_storage"):
-        if langfuse[part].get("password_secret"):
-            found.add(langfuse[part]["password_secret"])
-    return found
 
 
 def _clients(emu: Emulator) -> Clients:
@@ -125,7 +82,7 @@ def _restart(kube: k8s.ApiClient, name: str, at: str) -> None:
 @pytest.fixture
 def csi_state(ctl: Ctl, tmp_path: Path) -> DesiredState:
     ctl("POST", "config", {"lro_seconds": {"*": 0}, "principal_replication_seconds": 0})
-    return load_desired_state(_overlay(tmp_path))
+    return load_desired_state(csi_overlay(tmp_path))
 
 
 def test_plan_shows_the_provider_class_and_no_secret_values(
@@ -250,7 +207,7 @@ def test_identity_alone_annotates_the_service_account(
     emu: Emulator, ctl: Ctl, kube: k8s.ApiClient, tmp_path: Path
 ) -> None:
     ctl("POST", "config", {"lro_seconds": {"*": 0}, "principal_replication_seconds": 0})
-    state = load_desired_state(_overlay(tmp_path, csi=False))
+    state = load_desired_state(csi_overlay(tmp_path, csi=False))
     _apply(state, emu)
     core: Any = k8s.CoreV1Api(kube)
     apps: Any = k8s.AppsV1Api(kube)
@@ -273,7 +230,7 @@ def test_identity_alone_annotates_the_service_account(
 def test_csi_without_identity_and_identity_without_credential_are_refused(
     tmp_path: Path,
 ) -> None:
-    path = _overlay(tmp_path, federated=False)
+    path = csi_overlay(tmp_path, federated=False)
     with pytest.raises(DesiredStateError) as missing:
         load_desired_state(path)
     text = str(missing.value)

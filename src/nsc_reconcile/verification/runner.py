@@ -19,6 +19,7 @@ from nsc_reconcile.verification.access import (
 )
 from nsc_reconcile.verification.alerts import check_action_group, check_alert_rules
 from nsc_reconcile.verification.context import Run, make_check
+from nsc_reconcile.verification.delivery import check_secrets_delivery
 from nsc_reconcile.verification.dns import check_endpoint_dns
 from nsc_reconcile.verification.endpoints import (
     check_endpoint_a_record,
@@ -129,6 +130,9 @@ def run_checks(
         title = "LangFuse is an internal service (no external exposure)"
         add(f"langfuse-internal/{name}", title, check_langfuse_internal)
         add(f"langfuse-ready/{name}", "LangFuse workloads are ready", check_langfuse_ready)
+        if state.langfuse.identity is not None:  # workload identity, and with it `csi`
+            title = "LangFuse gets its Key Vault values as its workload identity"
+            add(f"secrets-delivery/{name}", title, check_secrets_delivery)
     if state.secrets is not None:
         title = "Key Vault holds every required key"
         add(f"key-vault-secrets/{state.secrets.vault}", title, check_key_vault_secrets)

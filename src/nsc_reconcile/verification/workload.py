@@ -11,7 +11,7 @@ from nsc_reconcile.verification.context import Run, make_check, rg_of
 from nsc_reconcile.verification.results import Check
 
 
-def _kube(run: Run) -> Any:
+def kube_of(run: Run) -> Any:
     """A kubernetes ApiClient for the LangFuse cluster (one per run)."""
     if "kube" not in run.cache:
         langfuse = run.state.langfuse
@@ -23,7 +23,7 @@ def _kube(run: Run) -> Any:
     return run.cache["kube"]
 
 
-def _list(call: Callable[..., Any], namespace: str) -> list[Any] | None:
+def list_in(call: Callable[..., Any], namespace: str) -> list[Any] | None:
     """Items of a namespaced LIST; None when the API answers 404 (not served)."""
     from kubernetes.client.exceptions import ApiException
 
@@ -45,8 +45,8 @@ def check_langfuse_internal(run: Run) -> Check:
     ns = langfuse.namespace
     check_id = f"langfuse-internal/{langfuse.name}"
     title = f"LangFuse Service {langfuse.service.name} is ClusterIP, no external exposure in {ns}"
-    api = _kube(run)
-    services = _list(k8s.CoreV1Api(api).list_namespaced_service, ns) or []
+    api = kube_of(run)
+    services = list_in(k8s.CoreV1Api(api).list_namespaced_service, ns) or []
     problems = []
     evidence = []
     ours = next((s for s in services if s.metadata.name == langfuse.service.name), None)
@@ -85,7 +85,7 @@ def check_langfuse_internal(run: Run) -> Check:
         )
     if external:
         problems.append("Service(s) with external IPs: " + ", ".join(external))
-    ingresses = _list(k8s.NetworkingV1Api(api).list_namespaced_ingress, ns)
+    ingresses = list_in(k8s.NetworkingV1Api(api).list_namespaced_ingress, ns)
     if ingresses is None:
         evidence.append("Ingress: none (the Ingress API answers 404: not served)")
     elif ingresses:
@@ -115,19 +115,20 @@ def check_langfuse_ready(run: Run) -> Check:
     ns = langfuse.namespace
     check_id = f"langfuse-ready/{langfuse.name}"
     title = f"LangFuse workloads in {ns} are ready (readyReplicas == replicas)"
-    apps = k8s.AppsV1Api(_kube(run))
+    apps = k8s.AppsV1Api(kube_of(run))
     wanted = [
         ("Deployment", langfuse.web.name),
         ("Deployment", langfuse.worker.name),
         *(("StatefulSet", dependency_name(langfuse, d)) for d in DEPENDENCIES),
     ]
     found = {
-        ("Deployment", d.metadata.name): d for d in _list(apps.list_namespaced_deployment, ns) or []
+        ("Deployment", d.metadata.name): d
+        for d in list_in(apps.list_namespaced_deployment, ns) or []
     }
     found.update(
         {
             ("StatefulSet", s.metadata.name): s
-            for s in _list(apps.list_namespaced_stateful_set, ns) or []
+            for s in list_in(apps.list_namespaced_stateful_set, ns) or []
         }
     )
     evidence = []
