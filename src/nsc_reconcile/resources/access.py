@@ -5,7 +5,9 @@ An identity owns its location and tags; a federated credential its issuer (the A
 OIDC issuer, from the cluster's read), subject and audiences. A role assignment is found by a
 deterministic name (UUID v5 of scope, role definition and principal) or, failing that, by an
 equal assignment of another name at the same scope (which counts as present); it is never
-updated in place: another principal, role or scope is another assignment.
+updated in place: another principal, role or scope is another assignment. Ours carry a
+description mark (they have no tags): orphans are the marked ones whose id is no declared
+grant's, found by one list in the resource group.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nsc_reconcile.resources.base import (
     Context,
     Listing,
     Live,
+    Owned,
     Reconciler,
     flatten,
     norm_id,
@@ -39,8 +42,12 @@ IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
 ASSIGNMENTS = "providers/Microsoft.Authorization/roleAssignments"
 # The namespace of role assignment names: uuid5(NAMESPACE, "<scope>|<role def>|<principal>").
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/nsc-reconcile/role_assignment")
-# Marks the assignments we create (they carry no tags): their description.
+# Marks the assignments we create (they carry no tags): their description,
+# "managed-by: nsc-reconcile; nsc-environment: <env>; nsc-grant: <label>" (the label since
+# issue 10's orphans; an older one without it is still ours: descriptions are not compared).
 MARK = "managed-by: nsc-reconcile"
+ENVIRONMENT_KEY = "nsc-environment"
+GRANT_KEY = "nsc-grant"
 
 
 def _identity_id(ctx: Context, name: str) -> str:
@@ -157,6 +164,25 @@ def assignment_name(scope_id: str, role_definition_id: str, principal_id: str) -
     return str(uuid.uuid5(NAMESPACE, text))
 
 
+def grant_description(environment: str, label: str) -> str:
+    """The description apply writes on an assignment: our mark, its environment and label."""
+    return f"{MARK}; {ENVIRONMENT_KEY}: {environment}; {GRANT_KEY}: {label}"
+
+
+def grant_mark(description: object) -> tuple[str, str | None] | None:
+    """(environment, label or None) of a description apply wrote; None when it is not ours
+    (no exact ``managed-by: nsc-reconcile`` part, or no environment)."""
+    if not isinstance(description, str):
+        return None
+    parts = [part.strip() for part in description.split(";")]
+    if MARK not in parts:
+        return None
+    pairs = dict(part.partition(": ")[::2] for part in parts if ": " in part)
+    environment = pairs.get(ENVIRONMENT_KEY, "").strip()
+    label = pairs.get(GRANT_KEY, "").strip()
+    return (environment, label or None) if environment else None
+
+
 def _guid(role_definition_id: str) -> str:
     """A role definition id's GUID: the subscription and tenant forms name one role."""
     return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
@@ -174,6 +200,14 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
     kind = "role_assignment"
     immutable = frozenset(_COMPARED)
     replace_policy: ClassVar[ReplacePolicy] = ReplacePolicy.AUTOMATED
+    # Orphans: one list per resource group (list_owned, below, not ArmReconciler's); the
+    # listing names the client the search prepares. A grant holds no data.
+    listing = Listing(
+        "authorization",
+        "role_assignments",
+        list_method="list_for_resource_group",
+        delete_method="delete_by_id",
+    )
 
     def __init__(self) -> None:
         self._roles: dict[tuple[str, str], str] = {}
@@ -351,13 +385,86 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
             role_definition_id=role,
             principal_id=principal,
             principal_type=self.principal_type(ctx, resource),
-            description=f"{MARK}; nsc-environment: {ctx.state.environment}",
+            description=grant_description(ctx.state.environment, resource.name),
         )
         try:
             operations.create(scope, assignment_name(scope, role, principal), parameters)
         except HttpResponseError as error:
             if _code(error) != "RoleAssignmentExists":
                 raise
+
+    # ------------------------------------------------------------ orphans
+    def list_owned(self, ctx: Context, scope: tuple[str, str] | None) -> list[Owned]:
+        """The assignments apply wrote (description mark) that are no declared grant: one
+        ``list_for_resource_group`` per group a grant may be scoped to (the state's, and that
+        of an existing vault, registry, account or DCR elsewhere). Azure answers with the
+        assignments at the group, at its resources and above it (the 2022-04-01 spec: "all
+        role assignments that apply to a resource group"); those above are left out.
+
+        A declared grant is matched by Azure id, not by label: its deterministic id, or the
+        equal assignment of another name its read found (so this waits for the grants' reads
+        of the plan, ``ctx.live``). A grant whose principal, role or scope changed has a new
+        id: its old assignment is an orphan. The address is ``role_assignment/<label>/<Azure
+        name>`` (the label recorded when it was written; an older one without it:
+        ``role_assignment/<Azure name>``): never a declared address, since labels are those of
+        the file and the Azure name says which assignment."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        operations = ctx.clients.authorization.role_assignments
+        marked: dict[str, tuple[dict[str, Any], str, str | None]] = {}
+        for group in self._groups(ctx):
+            within = ctx.rg_id(group).lower()
+            try:
+                listed = [to_wire(item) for item in operations.list_for_resource_group(group)]
+            except ResourceNotFoundError:  # no such group: nothing of ours in it
+                continue
+            for wire in listed:
+                props = wire.get("properties") or {}
+                where = str(props.get("scope") or "").lower().rstrip("/")
+                mark = grant_mark(props.get("description"))
+                if mark is not None and (where == within or where.startswith(within + "/")):
+                    marked.setdefault(str(wire.get("id") or "").lower(), (wire, *mark))
+        if not marked:
+            return []  # nothing of ours: no need to wait for the grants' reads
+        declared = self._declared_ids(ctx)
+        owned = []
+        for rid, (wire, environment, label) in sorted(marked.items()):
+            if rid in declared:
+                continue
+            name = str(wire.get("name") or rid.rsplit("/", 1)[-1])
+            key = f"{label}/{name}" if label else name
+            owned.append(Owned(f"{self.kind}/{key}", str(wire["id"]), True, environment))
+        return owned
+
+    def _groups(self, ctx: Context) -> list[str]:
+        """The resource groups grants may be scoped to: the state's, and those of existing
+        scopes declared in another group."""
+        groups = {ctx.resource_group.lower(): ctx.resource_group}
+        for _, item in ctx.state.resources():
+            group = getattr(item, "resource_group", None) if item.kind in _SCOPE_TYPES else None
+            if isinstance(group, str) and group:
+                groups.setdefault(group.lower(), group)
+        return list(groups.values())
+
+    def _declared_ids(self, ctx: Context) -> set[str]:
+        """The lower-cased ids of the declared grants: as read (an equal assignment of
+        another name counts) and the deterministic one (a grant apply just created)."""
+        ids: set[str] = set()
+        for grant in ctx.state.role_assignments:
+            live = ctx.live(grant.address)
+            if live is not None:
+                ids.add(live.id.lower().rstrip("/"))
+            ids.add(self.resource_id(ctx, grant).lower().rstrip("/"))
+        return ids
+
+    def delete_orphan(self, ctx: Context, resource_id: str) -> None:
+        """Revoke the orphan: one DELETE by id (synchronous); already gone is fine."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            ctx.clients.authorization.role_assignments.delete_by_id(resource_id)
+        except ResourceNotFoundError:
+            return
 
     def refusal(self, ctx: Context, resource: RoleAssignment, live: Live | None) -> str | None:
         """Blocks a grant on a vault that uses access policies: a role assignment there
