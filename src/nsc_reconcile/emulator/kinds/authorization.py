@@ -60,13 +60,16 @@ def _role(name: str, description: str, **permission: list[str]) -> dict[str, Any
                 "actions": permission.get("actions", []),
                 "notActions": permission.get("not_actions", []),
                 "dataActions": permission.get("data_actions", []),
-                "notDataActions": [],
+                "notDataActions": permission.get("not_data_actions", []),
             }
         ],
     }
 
 
-# Built-in roles by GUID (the same in every cloud; GUIDs checked against public sources).
+# Built-in roles by GUID (the same in every cloud). AcrPull, Contributor, the Key Vault roles and
+# Cognitive Services OpenAI User are as Azure listed them in a recorded session
+# (tests/conformance: Test_Authorization_RoleAssignmentOfBuiltInRole_OnResourceGroup_CRUD, whose
+# test_role_definitions.py holds them equal); the others follow public documentation.
 BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": _role(
         "Owner",
@@ -86,6 +89,11 @@ BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
             "Microsoft.Blueprint/blueprintAssignments/write",
             "Microsoft.Blueprint/blueprintAssignments/delete",
             "Microsoft.Compute/galleries/share/action",
+            "Microsoft.Purview/consents/write",
+            "Microsoft.Purview/consents/delete",
+            "Microsoft.Resources/deploymentStacks/manageDenySetting/action",
+            "Microsoft.Subscription/cancel/action",
+            "Microsoft.Subscription/enable/action",
         ],
     ),
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": _role(
@@ -136,8 +144,10 @@ BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
         "works for key vaults that use the 'Azure role-based access control' permission model.",
         actions=[
             "Microsoft.Authorization/*/read",
+            "Microsoft.Insights/alertRules/*",
             "Microsoft.Resources/deployments/*",
             "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.Support/*",
             "Microsoft.KeyVault/checkNameAvailability/read",
             "Microsoft.KeyVault/deletedVaults/read",
             "Microsoft.KeyVault/locations/*/read",
@@ -148,19 +158,35 @@ BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
     ),
     "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": _role(
         "Cognitive Services OpenAI User",
-        "Ability to view files, models, deployments. Readers are able to call inference "
-        "operations such as chat completions and image generation.",
+        "Ability to view files, models, deployments. Readers can't make any changes They can "
+        "inference and create images",
         actions=[
             "Microsoft.CognitiveServices/*/read",
             "Microsoft.Authorization/roleAssignments/read",
             "Microsoft.Authorization/roleDefinitions/read",
         ],
         data_actions=[
-            "Microsoft.CognitiveServices/accounts/OpenAI/*/read",
-            "Microsoft.CognitiveServices/accounts/OpenAI/engines/completions/action",
-            "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
-            "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action",
+            f"Microsoft.CognitiveServices/accounts/OpenAI/{action}"
+            for action in (
+                "*/read",
+                "engines/completions/action",
+                "engines/search/action",
+                "engines/generate/action",
+                "deployments/audio/action",
+                "deployments/search/action",
+                "deployments/completions/action",
+                "deployments/chat/completions/action",
+                "deployments/realtime/action",
+                "deployments/extensions/chat/completions/action",
+                "deployments/embeddings/action",
+                "images/generations/action",
+                "video/generations/*/action",
+                "video/generations/*/delete",
+                "assistants/*",
+                "responses/*",
+            )
         ],
+        not_data_actions=["Microsoft.CognitiveServices/accounts/OpenAI/stored-completions/read"],
     ),
     "3913510d-42f4-4e42-8a64-420c390055eb": _role(
         "Monitoring Metrics Publisher",
