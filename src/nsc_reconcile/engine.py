@@ -377,7 +377,11 @@ class Engine:
 
     def _read_and_plan(self, address: str, planned: dict[str, ResourcePlan]) -> ResourcePlan:
         self._read_kept(address)  # usually read already, or being read: waits for it
-        return self._plan_one(address, planned)
+        plan = self._plan_one(address, planned)
+        resource = self._resource(address)  # in the file's words (a grant: who, role, what)
+        described = reconciler_for(resource).describe(self.context, resource)
+        plan.description = self.redactor.redact(described) if described else None
+        return plan
 
     def _plan_one(self, address: str, plans: dict[str, ResourcePlan]) -> ResourcePlan:
         resource = self._resource(address)

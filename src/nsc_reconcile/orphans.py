@@ -31,12 +31,14 @@ class Orphan:
     object: ``kubernetes_workload/<workload>/<Kind>/<name>``), ``id`` the ARM id (or the
     Kubernetes path), ``environment`` the environment its marks name (or ``shared``),
     ``holds_data`` whether deleting it deletes data (PostgreSQL, Key Vault secrets, tables,
-    OpenAI accounts)."""
+    OpenAI accounts), ``details`` what it is in the file's words when the address does not
+    say (a role assignment: ``grants <role> on <scope> to <principal>``)."""
 
     address: str
     id: str
     environment: str
     holds_data: bool = False
+    details: str | None = None
 
     @property
     def kind(self) -> str:
@@ -63,6 +65,7 @@ class Orphan:
             "holds_data": self.holds_data,
             "needs_allow_data_loss": self.holds_data and not self.shared,
             "prunable": not self.shared,
+            "details": self.details,
         }
 
     @classmethod
@@ -72,6 +75,7 @@ class Orphan:
             id=str(data["id"]),
             environment=str(data["environment"]),
             holds_data=bool(data.get("holds_data", False)),
+            details=data.get("details"),  # absent in plans saved before it existed
         )
 
 

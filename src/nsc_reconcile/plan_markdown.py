@@ -35,15 +35,17 @@ def _count(n: int, what: str) -> str:
 
 
 def _row(resource: ResourcePlan, verbose: bool, room: int | None = None) -> str:
-    """One table row: action, address, then the reason and the folded details. With ``room``,
+    """One table row: action, address, then the description (a grant's who, role and what:
+    its ids stay folded below), the reason and the folded details. With ``room``,
     detail lines are dropped from the end (saying how many) until the row fits in it."""
     action = resource.action.value
     if resource.replace_policy:
         action += f" ({resource.replace_policy})"
     head = f"| {action} | `{resource.address}` | "
-    if resource.reason:
-        head += _text(resource.reason) + ("<br>" if resource.changes else "")
     details, summarised = detail_lines(resource, verbose)
+    said = [_text(t) for t in (resource.description, resource.reason) if t]
+    if said:
+        head += "<br>".join(said) + ("<br>" if details else "")
     if not details:
         return head + " |"
     if summarised:

@@ -39,6 +39,9 @@ class ResourcePlan:
     notes: list[str] = field(default_factory=list)
     # For a replacement: the kind's policy (automated, manual, data-loss); else None.
     replace_policy: ReplacePolicy | None = None
+    # What it is in the file's words (Reconciler.describe: a grant's who, which role, on
+    # what); None for kinds whose changes speak for themselves.
+    description: str | None = None
 
     @property
     def kind(self) -> str:
@@ -53,6 +56,7 @@ class ResourcePlan:
             "fingerprint": self.fingerprint,
             "notes": self.notes,
             "replace_policy": self.replace_policy.value if self.replace_policy else None,
+            "description": self.description,
             "changes": [c.to_json() for c in self.changes],
         }
 
@@ -72,6 +76,7 @@ class ResourcePlan:
             fingerprint=data.get("fingerprint"),
             notes=list(data.get("notes", [])),
             replace_policy=ReplacePolicy(policy) if policy else None,
+            description=data.get("description"),
         )
 
 

@@ -49,7 +49,7 @@ class OrphanSearch:
         self.kinds = managed_reconcilers()
         self._pool: ThreadPoolExecutor | None = None
         self._running: list[tuple[str, Scope, Future[list[Owned]]]] = []
-        self.calls = 0  # list calls submitted (13 for the seed: docs/plan-format.md)
+        self.calls = 0  # list calls submitted (16 for the seed: docs/plan-format.md)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> OrphanSearch:
@@ -168,7 +168,7 @@ class OrphanSearch:
             kind = item.address.split("/", 1)[0]
             holds_data = self.kinds[kind].holds_data if kind in self.kinds else False
             found[item.address.lower()] = Orphan(
-                item.address, item.id, str(owner.environment), holds_data
+                item.address, item.id, str(owner.environment), holds_data, item.details
             )
         return list(found.values())
 

@@ -45,6 +45,17 @@ def _change_line(change: FieldChange, action: Action) -> str:
 
 
 SUMMARISED_HINT = "(one line per Kubernetes object: plan --verbose shows every field)"
+DESCRIBED_HINT = (
+    "Role assignments are shown as who gets which role on what; plan --verbose shows their ids."
+)
+
+
+def described_only(resource: ResourcePlan, verbose: bool = False) -> bool:
+    """Whether a text plan shows a resource by its description alone: one to create that has
+    one (a grant: its fields are the ids the description names), unless ``verbose``. An
+    update or a replacement keeps its field lines: they say what changes. (Markdown keeps
+    them all, folded under the description.)"""
+    return bool(resource.description) and resource.action is Action.CREATE and not verbose
 
 
 def detail_lines(resource: ResourcePlan, verbose: bool = False) -> tuple[list[str], bool]:
@@ -101,12 +112,18 @@ def render_plan(
         lines.append(
             f"{_SYMBOL[resource.action]} {resource.action.value:<9} {resource.address}{policy}"
         )
+        if resource.description:
+            lines.append(f"      {resource.description}")
         if resource.reason:
             lines.append(f"      {resource.reason}")
         details, summarised = detail_lines(resource, verbose)
+        if described_only(resource, verbose):
+            details = []
         lines += [f"      {line}" for line in details]
         if summarised:
             lines.append(f"      {SUMMARISED_HINT}")
+    if any(described_only(r, verbose) for r in plan.resources):
+        lines += ["", DESCRIBED_HINT]
     notes = [(r.address, n) for r in plan.resources for n in r.notes]
     if notes:
         lines += ["", "Notes:"]
@@ -151,7 +168,8 @@ def orphan_lines(plan: Plan) -> list[str]:
         lines += ["", f"{ORPHANS_TITLE} ({len(plan.orphans)}): {_orphans_intro(plan)}:"]
         for orphan in plan.orphans:
             why = orphan.refusal(allow_data_loss=False)
-            lines.append(f"  - {orphan.address}" + (f"  ({why})" if why else ""))
+            line = f"  - {orphan.address}" + (f"  {orphan.details}" if orphan.details else "")
+            lines.append(line + (f"  ({why})" if why else ""))
     if plan.orphans_not_searched:
         lines += [""] + [f"Orphans: {note}" for note in plan.orphans_not_searched]
     return lines
@@ -165,8 +183,8 @@ def orphan_markdown(plan: Plan) -> list[str]:
     if plan.orphans:
         lines += [_md(_orphans_intro(plan, "They")) + ".", ""]
     for orphan in plan.orphans:
-        why = orphan.refusal(allow_data_loss=False)
-        lines.append(f"- `{orphan.address}`" + (f": {_md(why)}" if why else ""))
+        said = [_md(t) for t in (orphan.details, orphan.refusal(allow_data_loss=False)) if t]
+        lines.append(f"- `{orphan.address}`" + (f": {'; '.join(said)}" if said else ""))
     lines += [f"- orphans {_md(note)}" for note in plan.orphans_not_searched]
     return lines
 

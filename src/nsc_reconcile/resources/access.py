@@ -37,6 +37,12 @@ from nsc_reconcile.resources.base import (
     to_wire,
 )
 from nsc_reconcile.resources.directory import directory_of
+from nsc_reconcile.resources.grant_words import (
+    GrantWords,
+    grant_line,
+    principal_words,
+    resource_group_words,
+)
 
 IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
 ASSIGNMENTS = "providers/Microsoft.Authorization/roleAssignments"
@@ -186,6 +192,15 @@ def grant_mark(description: object) -> tuple[str, str | None] | None:
 def _guid(role_definition_id: str) -> str:
     """A role definition id's GUID: the subscription and tenant forms name one role."""
     return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _read(ctx: Context, address: str) -> tuple[Live | None] | None:
+    """``(live state,)`` of a declared resource as read in this run; None when its read
+    failed."""
+    try:
+        return (ctx.live(address),)
+    except Exception:
+        return None
 
 
 def _code(exc: BaseException) -> str | None:
@@ -407,7 +422,8 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
         id: its old assignment is an orphan. The address is ``role_assignment/<label>/<Azure
         name>`` (the label recorded when it was written; an older one without it:
         ``role_assignment/<Azure name>``): never a declared address, since labels are those of
-        the file and the Azure name says which assignment."""
+        the file and the Azure name says which assignment. Its ``details`` say what it grants,
+        in the file's words (``words``: no call)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         operations = ctx.clients.authorization.role_assignments
@@ -427,14 +443,65 @@ class RoleAssignmentReconciler(Reconciler[RoleAssignment]):
         if not marked:
             return []  # nothing of ours: no need to wait for the grants' reads
         declared = self._declared_ids(ctx)
+        words: GrantWords | None = None  # gathered for the first orphan
         owned = []
         for rid, (wire, environment, label) in sorted(marked.items()):
             if rid in declared:
                 continue
             name = str(wire.get("name") or rid.rsplit("/", 1)[-1])
             key = f"{label}/{name}" if label else name
-            owned.append(Owned(f"{self.kind}/{key}", str(wire["id"]), True, environment))
+            words = words or self.words(ctx)
+            owned.append(
+                Owned(f"{self.kind}/{key}", str(wire["id"]), True, environment,
+                      details=words.line(wire))
+            )  # fmt: skip
         return owned
+
+    def describe(self, ctx: Context, resource: RoleAssignment) -> str | None:
+        """Who gets which role on what, as the file says it (plans show it above the ids)."""
+        scope = resource.scope
+        if scope == "resource_group":
+            scope = resource_group_words(ctx.resource_group)
+        return grant_line(resource.role, scope, principal_words(resource.principal))
+
+    def words(self, ctx: Context) -> GrantWords:
+        """What listed assignments' ids stand for in the file, from this run's reads only (no
+        call; the grants' reads are done): the roles the grants resolved, the declared scopes'
+        ids, and the principals of the declared identities, clusters' kubelets and grants."""
+        found = GrantWords(
+            roles={_guid(i): n for (s, n), i in self._roles.items() if s == ctx.subscription_id}
+        )
+        for group in self._groups(ctx):
+            found.scopes[ctx.rg_id(group).lower()] = resource_group_words(group)
+        for _, item in ctx.state.resources():
+            if item.kind in _SCOPE_TYPES and _read(ctx, item.address) is not None:
+                scope = self.scope_id_of(ctx, item.address)
+                found.scopes[scope.lower().rstrip("/")] = item.address
+        if ctx.state.secrets is not None:
+            vault = f"key_vault/{ctx.state.secrets.vault}"
+            found.secrets_vault = next((i for i, a in found.scopes.items() if a == vault), None)
+        paths = {
+            "user_assigned_identity": ("properties.principalId", "{}"),
+            "aks_cluster": ("properties.identityProfile.kubeletidentity.objectId", "kubelet of {}"),
+        }
+        for _, item in ctx.state.resources():
+            if item.kind in paths:
+                path, form = paths[item.kind]
+                read = _read(ctx, item.address)
+                live = read[0] if read is not None else None
+                object_id = live.fields.get(path) if live is not None else None
+                if isinstance(object_id, str) and object_id:
+                    found.principals[object_id.lower()] = form.format(item.address)
+        for grant in ctx.state.role_assignments:
+            if _read(ctx, grant.address) is None:
+                continue  # its read failed: asking the directory again is a call
+            try:
+                object_id = self.principal_id(ctx, grant)  # kept since the grant's read
+            except Exception:
+                continue
+            if not isinstance(object_id, Unknown):
+                found.principals.setdefault(object_id, principal_words(grant.principal))
+        return found
 
     def _groups(self, ctx: Context) -> list[str]:
         """The resource groups grants may be scoped to: the state's, and those of existing

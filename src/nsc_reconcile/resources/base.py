@@ -62,13 +62,15 @@ class Owned:
     """A live resource found by listing (orphans: pruning.py): its address in the desired
     state's terms, its id, whether it carries our managed-by mark itself, the environment its
     marks name, and for a child that carries no marks (a PostgreSQL database) its parent's
-    address, whose marks stand for it."""
+    address, whose marks stand for it; ``details``: what it is in the file's words, when the
+    address alone does not say (a role assignment: who holds which role on what)."""
 
     address: str
     id: str
     marked: bool
     environment: str | None = None
     parent: str | None = None
+    details: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,12 @@ class Reconciler(Generic[R]):
         """What a plan must say about this resource beyond its changes (e.g. a public path
         the tool cannot close). Never writes."""
         return []
+
+    def describe(self, ctx: Context, resource: R) -> str | None:
+        """One line a plan shows under the resource, in the file's words, when its fields
+        are ids a reader cannot check (a role assignment: who gets which role on what);
+        None: its changes speak for themselves. Pure: no call, never raises."""
+        return None
 
     def refusal(self, ctx: Context, resource: R, live: Live | None) -> str | None:
         """Why apply must not write this resource as it stands live (the plan blocks it with
