@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from nsc_reconcile.changes import Unknown
-from nsc_reconcile.model.access import AZURE_DATABRICKS_APP_ID, MANAGEMENT_ROLES, RoleAssignment
+from nsc_reconcile.model.access import MANAGEMENT_ROLES, RoleAssignment
 from nsc_reconcile.model.images import ContainerImage
 from nsc_reconcile.resources.base import to_wire
+from nsc_reconcile.resources.grant_words import principal_words
 from nsc_reconcile.verification.context import Run, make_check
 from nsc_reconcile.verification.results import Check
 
@@ -27,18 +28,10 @@ def _grants(run: Run) -> Any:
 
 
 def principal_label(grant: RoleAssignment) -> str:
-    """How evidence names a grant's principal."""
-    principal = grant.principal
-    if principal.identity is not None:
-        return f"user_assigned_identity/{principal.identity}"
-    if principal.aks_kubelet is not None:
-        return f"kubelet of aks_cluster/{principal.aks_kubelet}"
-    if principal.caller:
+    """How evidence names a grant's principal: as plans do (resources/grant_words.py)."""
+    if grant.principal.caller:
         return "the caller (who runs nsc-reconcile)"
-    if principal.application_id is not None:
-        known = " (AzureDatabricks)" if principal.application_id == AZURE_DATABRICKS_APP_ID else ""
-        return f"application {principal.application_id}{known}"
-    return f"{principal.principal_type} {principal.object_id}"
+    return principal_words(grant.principal)
 
 
 def check_role_assignment(run: Run, grant: RoleAssignment) -> Check:
