@@ -667,7 +667,10 @@ def _confirm_prune(planned: Plan, addresses: list[str], fmt: str) -> None:
     """Ask for the prune's own confirmation: type the count of what is deleted or `prune`
     (read from stdin even when it is not a terminal, so `echo prune | ... --yes` works).
     Raises (writing nothing) when not confirmed, also when there is no input."""
-    listing = "\n  ".join(addresses)
+    details = {o.address: o.details for o in planned.orphans if o.details}
+    listing = "\n  ".join(
+        f"{a}  {details[a]}" if a in details else a for a in addresses
+    )  # a grant says who loses which role on what
     err.print(f"apply --prune deletes {len(addresses)} resource(s) not declared in the desired "
               f"state:\n  {listing}", highlight=False, markup=False)  # fmt: skip
     try:

@@ -149,6 +149,9 @@ def test_a_removed_grant_is_an_orphan_and_prune_deletes_exactly_it(
     ctl("DELETE", "requests")
     said = prune(capsys, monkeypatch, path, arm)
     assert f"{address} deleted" in " ".join(said.split())
+    # The confirmation says who loses which role on what, not only the address.
+    asked = " ".join(said.split("apply --prune deletes", 1)[1].split())
+    assert f"{address} grants Cognitive Services OpenAI User on openai_account/" in asked, said
     writes = [w for w in write_requests(ctl) if "nsc-reconcile-lease" not in w]  # apply's lease
     assert all(" DELETE " in w for w in writes), writes  # nothing else changed
     expected = {str(removed["id"]).lower(), foreign["old mark"]}
