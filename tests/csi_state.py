@@ -57,3 +57,20 @@ def _passwords(data: dict[str, Any]) -> set[str]:
         if langfuse[part].get("password_secret"):
             found.add(langfuse[part]["password_secret"])
     return found
+
+
+def identity_properties(emu: Any) -> dict[str, Any]:
+    """The LangFuse identity's properties (clientId, principalId) in the emulator's world."""
+    for found in emu.world.list_by_type("Microsoft.ManagedIdentity/userAssignedIdentities"):
+        if found["name"] == IDENTITY:
+            return dict(found["properties"])
+    raise AssertionError(f"{IDENTITY} was not created")
+
+
+def rollout_restart(kube: Any, name: str, at: str) -> None:
+    """``kubectl rollout restart`` of Deployment ``name``: new pods, which mount the CSI
+    volume again."""
+    from kubernetes import client as k8s
+
+    patch = {"spec": {"template": {"metadata": {"annotations": {"restartedAt": at}}}}}
+    k8s.AppsV1Api(kube).patch_namespaced_deployment(name, NS, patch)

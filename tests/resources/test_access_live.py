@@ -22,7 +22,7 @@ from nsc_reconcile.engine import Engine
 from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome
 from nsc_reconcile.retry import RetryPolicy
-from tests.access_state import without_consumers
+from tests.access_state import AGENT_ACCESS, without_consumers
 
 Ctl = Callable[..., Any]
 FAST = RetryPolicy(attempts=5, initial_wait_s=0.05, max_wait_s=0.2)
@@ -30,33 +30,16 @@ WRITES = ("PUT", "PATCH", "DELETE", "POST")
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 DEPLOYER = "0b9c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3"  # a CI service principal of the directory
 
-ACCESS = """
-user_assigned_identities:
-  - name: id-agent-${env}
-    federated_credentials:
-      - name: fic-agent
-        cluster: nsc-aks-${env}
-        namespace: agents
-        service_account: agent
-role_assignments:
-  - name: agent-reads-secret-key
-    principal: {identity: "id-agent-${env}"}
-    scope: key_vault_secret/langfuse-secret-key
-    role: Key Vault Secrets User
-  - name: agent-uses-openai
-    principal: {identity: "id-agent-${env}"}
-    scope: openai_account/nsc-aoai-${env}
-    role: Cognitive Services OpenAI User
-  - name: kubelet-pulls
-    principal: {aks_kubelet: "nsc-aks-${env}"}
-    scope: container_registry/nscacr${env}
-    role: AcrPull
+ACCESS = (
+    AGENT_ACCESS
+    + """\
   - name: ci-writes-secrets
     principal: {object_id: 0b9c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3, principal_type: ServicePrincipal}
     consumer: deployer
     scope: key_vault/nsc-kv-${env}
     role: Key Vault Secrets Officer
 """
+)
 IDENTITY = "user_assigned_identity/id-agent-dev"
 CREDENTIAL = "federated_identity_credential/id-agent-dev/fic-agent"
 GRANTS = [

@@ -31,12 +31,10 @@ from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Plan, ResourcePlan
 from nsc_reconcile.resources.langfuse_manifests import secret_keys
 from tests.conftest import write_requests
-from tests.csi_state import csi_overlay
+from tests.csi_state import NS, csi_overlay, identity_properties, rollout_restart
 
 Ctl = Callable[..., Any]
 WORKLOAD = "kubernetes_workload/langfuse"
-NS = "langfuse"
-IDENTITY = "id-langfuse-dev"
 SPC = "langfuse-key-vault"
 GROUP = "secrets-store.csi.x-k8s.io"
 ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
@@ -64,19 +62,6 @@ def _vault_values(emu: Emulator, state: DesiredState) -> dict[str, str]:
         key: str(emu.world.secrets.get(KEY_VAULT_NAME, name)["value"])
         for key, name in secret_keys(state.langfuse).items()
     }
-
-
-def _identity(emu: Emulator) -> dict[str, Any]:
-    for found in emu.world.list_by_type("Microsoft.ManagedIdentity/userAssignedIdentities"):
-        if found["name"] == IDENTITY:
-            return dict(found["properties"])
-    raise AssertionError(f"{IDENTITY} was not created")
-
-
-def _restart(kube: k8s.ApiClient, name: str, at: str) -> None:
-    """``kubectl rollout restart``: new pods, which mount the CSI volume again."""
-    patch = {"spec": {"template": {"metadata": {"annotations": {"restartedAt": at}}}}}
-    k8s.AppsV1Api(kube).patch_namespaced_deployment(name, NS, patch)
 
 
 @pytest.fixture
@@ -118,7 +103,7 @@ def test_apply_syncs_the_secret_as_the_identity_then_rerun_writes_nothing(
     _apply(csi_state, emu)
     core: Any = k8s.CoreV1Api(kube)
     apps: Any = k8s.AppsV1Api(kube)
-    client_id = _identity(emu)["clientId"]
+    client_id = identity_properties(emu)["clientId"]
     account = core.read_namespaced_service_account("langfuse", NS)
     assert account.metadata.annotations["azure.workload.identity/client-id"] == client_id
     spc: Any = k8s.CustomObjectsApi(kube).get_namespaced_custom_object(
@@ -153,9 +138,9 @@ def test_a_missing_grant_fails_the_mount_naming_the_secret(
     ctl("POST", "config", {"enforce_vault_rbac": True})
     core: Any = k8s.CoreV1Api(kube)
     apps: Any = k8s.AppsV1Api(kube)
-    _restart(kube, "langfuse", "2025-01-01T00:00:00Z")  # every grant there: mounts
+    rollout_restart(kube, "langfuse", "2025-01-01T00:00:00Z")  # every grant there: mounts
     assert apps.read_namespaced_deployment("langfuse", NS).status.ready_replicas == 1
-    principal = _identity(emu)["principalId"]
+    principal = identity_properties(emu)["principalId"]
     salt = next(
         a
         for a in emu.world.list_by_type(ASSIGNMENTS)
@@ -163,7 +148,7 @@ def test_a_missing_grant_fails_the_mount_naming_the_secret(
         and a["properties"]["scope"].endswith("/secrets/langfuse-salt")
     )
     ctl("DELETE", "state?id=" + urllib.parse.quote(salt["id"], safe=""))
-    _restart(kube, "langfuse", "2025-01-02T00:00:00Z")
+    rollout_restart(kube, "langfuse", "2025-01-02T00:00:00Z")
     web = apps.read_namespaced_deployment("langfuse", NS)
     assert web.status.ready_replicas == 0
     available = next(c for c in web.status.conditions if c.type == "Available")
@@ -212,7 +197,7 @@ def test_identity_alone_annotates_the_service_account(
     core: Any = k8s.CoreV1Api(kube)
     apps: Any = k8s.AppsV1Api(kube)
     account = core.read_namespaced_service_account("langfuse", NS)
-    client_id = _identity(emu)["clientId"]
+    client_id = identity_properties(emu)["clientId"]
     assert account.metadata.annotations == {"azure.workload.identity/client-id": client_id}
     for name in ("langfuse", "langfuse-worker"):
         template = apps.read_namespaced_deployment(name, NS).spec.template

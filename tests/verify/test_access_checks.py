@@ -21,7 +21,7 @@ from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.plans import Outcome
 from nsc_reconcile.retry import RetryPolicy
 from nsc_reconcile.verification import Status, VerifyReport
-from tests.access_state import without_consumers
+from tests.access_state import AGENT_ACCESS, without_consumers
 from tests.conftest import verify_on
 
 Ctl = Callable[..., Any]
@@ -29,28 +29,7 @@ FAST = RetryPolicy(attempts=5, initial_wait_s=0.05, max_wait_s=0.2)
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"  # the built-in Owner role's GUID
 ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 
-ADDITIONS = """
-user_assigned_identities:
-  - name: id-agent-${env}
-    federated_credentials:
-      - name: fic-agent
-        cluster: nsc-aks-${env}
-        namespace: agents
-        service_account: agent
-role_assignments:
-  - name: agent-reads-secret-key
-    principal: {identity: "id-agent-${env}"}
-    scope: key_vault_secret/langfuse-secret-key
-    role: Key Vault Secrets User
-  - name: agent-uses-openai
-    principal: {identity: "id-agent-${env}"}
-    scope: openai_account/nsc-aoai-${env}
-    role: Cognitive Services OpenAI User
-  - name: kubelet-pulls
-    principal: {aks_kubelet: "nsc-aks-${env}"}
-    scope: container_registry/nscacr${env}
-    role: AcrPull
-"""
+ADDITIONS = AGENT_ACCESS
 # The images are the repository's own (`container_images` of desired_state.yaml).
 GRANTS = ["agent-reads-secret-key", "agent-uses-openai", "kubelet-pulls"]
 OURS = [

@@ -26,7 +26,7 @@ from nsc_reconcile.model.state import DesiredState
 from nsc_reconcile.resources.langfuse_manifests import secret_keys
 from nsc_reconcile.verification import Status, VerifyReport
 from tests.conftest import apply_state, verify_on
-from tests.csi_state import IDENTITY, NS, csi_overlay
+from tests.csi_state import NS, csi_overlay, identity_properties, rollout_restart
 
 Ctl = Callable[..., Any]
 CHECK = "secrets-delivery/langfuse"
@@ -63,19 +63,6 @@ def _no_value_in(report: VerifyReport, emu: Emulator, state: DesiredState) -> No
     assert not [v for v in values if v in shown]
 
 
-def _identity(emu: Emulator) -> dict[str, Any]:
-    for found in emu.world.list_by_type("Microsoft.ManagedIdentity/userAssignedIdentities"):
-        if found["name"] == IDENTITY:
-            return dict(found["properties"])
-    raise AssertionError(f"{IDENTITY} was not created")
-
-
-def _restart(kube: k8s.ApiClient, name: str, at: str) -> None:
-    """``kubectl rollout restart``: new pods, which mount the CSI volume again."""
-    patch = {"spec": {"template": {"metadata": {"annotations": {"restartedAt": at}}}}}
-    k8s.AppsV1Api(kube).patch_namespaced_deployment(name, NS, patch)
-
-
 def test_after_apply_in_csi_mode_every_check_passes(
     csi_applied: DesiredState, emu: Emulator
 ) -> None:
@@ -83,7 +70,7 @@ def test_after_apply_in_csi_mode_every_check_passes(
     failed = {k: v for k, v in _statuses(report).items() if v is not Status.PASS}
     assert failed == {}, report.render()
     check = report.get(CHECK)
-    client_id = _identity(emu)["clientId"]
+    client_id = identity_properties(emu)["clientId"]
     assert f"azure.workload.identity/client-id={client_id}" in check.evidence
     assert f"clientID={client_id} keyvaultName={KEY_VAULT_NAME}" in check.evidence
     assert f"{REVOKED}," in check.evidence  # one of the objects the class fetches
@@ -96,10 +83,10 @@ def test_a_deleted_grant_and_a_restart_fail_the_check_naming_the_secret(
     csi_applied: DesiredState, emu: Emulator, ctl: Ctl, kube: k8s.ApiClient
 ) -> None:
     ctl("POST", "config", {"enforce_vault_rbac": True})
-    _restart(kube, "langfuse", "2025-01-01T00:00:00Z")  # every grant there: it mounts
+    rollout_restart(kube, "langfuse", "2025-01-01T00:00:00Z")  # every grant there: it mounts
     before = _statuses(verify_on(csi_applied, emu))
     assert before == dict.fromkeys(before, Status.PASS)
-    principal = _identity(emu)["principalId"]
+    principal = identity_properties(emu)["principalId"]
     grant = next(
         a
         for a in emu.world.list_by_type(ASSIGNMENTS)
@@ -107,7 +94,7 @@ def test_a_deleted_grant_and_a_restart_fail_the_check_naming_the_secret(
         and a["properties"]["scope"].endswith(f"/secrets/{REVOKED}")
     )
     ctl("DELETE", "state?id=" + urllib.parse.quote(grant["id"], safe=""))
-    _restart(kube, "langfuse", "2025-01-02T00:00:00Z")  # new pods: the mount fails
+    rollout_restart(kube, "langfuse", "2025-01-02T00:00:00Z")  # new pods: the mount fails
     report = verify_on(csi_applied, emu)
     check = report.get(CHECK)
     assert check.status is Status.FAIL
@@ -138,7 +125,7 @@ def test_a_service_account_with_another_client_id_fails_the_check(
     report = verify_on(csi_applied, emu)
     check = report.get(CHECK)
     assert check.status is Status.FAIL
-    client_id = _identity(emu)["clientId"]
+    client_id = identity_properties(emu)["clientId"]
     assert (
         f"ServiceAccount langfuse/langfuse has azure.workload.identity/client-id={other}, "
         f"not the identity's client id {client_id}"

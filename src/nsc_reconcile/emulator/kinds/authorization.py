@@ -57,10 +57,10 @@ def _role(name: str, description: str, **permission: list[str]) -> dict[str, Any
         "assignableScopes": ["/"],
         "permissions": [
             {
-                "actions": permission.get("actions", []),
-                "notActions": permission.get("not_actions", []),
-                "dataActions": permission.get("data_actions", []),
-                "notDataActions": permission.get("not_data_actions", []),
+                "actions": list(permission.get("actions", [])),
+                "notActions": list(permission.get("not_actions", [])),
+                "dataActions": list(permission.get("data_actions", [])),
+                "notDataActions": list(permission.get("not_data_actions", [])),
             }
         ],
     }
@@ -70,6 +70,20 @@ def _role(name: str, description: str, **permission: list[str]) -> dict[str, Any
 # Cognitive Services OpenAI User are as Azure listed them in a recorded session
 # (tests/conformance: Test_Authorization_RoleAssignmentOfBuiltInRole_OnResourceGroup_CRUD, whose
 # test_role_definitions.py holds them equal); the others follow public documentation.
+# The control-plane actions Key Vault Administrator and Key Vault Secrets Officer both carry
+# (as recorded: Test_Authorization_RoleAssignmentOfBuiltInRole_OnResourceGroup_CRUD).
+_KEY_VAULT_DATA_ROLE_ACTIONS = [
+    "Microsoft.Authorization/*/read",
+    "Microsoft.Insights/alertRules/*",
+    "Microsoft.Resources/deployments/*",
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Support/*",
+    "Microsoft.KeyVault/checkNameAvailability/read",
+    "Microsoft.KeyVault/deletedVaults/read",
+    "Microsoft.KeyVault/locations/*/read",
+    "Microsoft.KeyVault/vaults/*/read",
+    "Microsoft.KeyVault/operations/read",
+]
 BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": _role(
         "Owner",
@@ -115,18 +129,7 @@ BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
         "certificates, keys, and secrets. Cannot manage key vault resources or manage role "
         "assignments. Only works for key vaults that use the 'Azure role-based access control' "
         "permission model.",
-        actions=[
-            "Microsoft.Authorization/*/read",
-            "Microsoft.Insights/alertRules/*",
-            "Microsoft.Resources/deployments/*",
-            "Microsoft.Resources/subscriptions/resourceGroups/read",
-            "Microsoft.Support/*",
-            "Microsoft.KeyVault/checkNameAvailability/read",
-            "Microsoft.KeyVault/deletedVaults/read",
-            "Microsoft.KeyVault/locations/*/read",
-            "Microsoft.KeyVault/vaults/*/read",
-            "Microsoft.KeyVault/operations/read",
-        ],
+        actions=_KEY_VAULT_DATA_ROLE_ACTIONS,
         data_actions=["Microsoft.KeyVault/vaults/*"],
     ),
     "4633458b-17de-408a-b874-0445c86b69e6": _role(
@@ -142,18 +145,7 @@ BUILT_IN_ROLES: dict[str, dict[str, Any]] = {
         "Key Vault Secrets Officer",
         "Perform any action on the secrets of a key vault, except manage permissions. Only "
         "works for key vaults that use the 'Azure role-based access control' permission model.",
-        actions=[
-            "Microsoft.Authorization/*/read",
-            "Microsoft.Insights/alertRules/*",
-            "Microsoft.Resources/deployments/*",
-            "Microsoft.Resources/subscriptions/resourceGroups/read",
-            "Microsoft.Support/*",
-            "Microsoft.KeyVault/checkNameAvailability/read",
-            "Microsoft.KeyVault/deletedVaults/read",
-            "Microsoft.KeyVault/locations/*/read",
-            "Microsoft.KeyVault/vaults/*/read",
-            "Microsoft.KeyVault/operations/read",
-        ],
+        actions=_KEY_VAULT_DATA_ROLE_ACTIONS,
         data_actions=["Microsoft.KeyVault/vaults/secrets/*"],
     ),
     "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": _role(
